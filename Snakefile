@@ -1,0 +1,18 @@
+# GENEX benchmark: simulate or import datasets -> integrate -> score -> report.
+# Run: snakemake --cores 2   (or `make benchmark`, which also installs the pinned stack)
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True
