@@ -6,7 +6,7 @@ from snakemake.utils import validate
 
 # Rule scripts import genex_core and workflow_scripts from this checkout, in the venv and in
 # per-rule conda envs alike (and inside cluster jobs, which re-read this file).
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
+os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])))
 
 validate(config, schema="../config/config.schema.yaml")
 

@@ -145,11 +145,13 @@ def lognormal_factors(rng: np.random.Generator, n: int, sel_prob: float, neg_pro
 
 
 def _group_probs(params: SplatParams, n_batches: int) -> np.ndarray:
-    probs = np.asarray(params.group_prob, dtype=float)
-    if probs.ndim == 1:
-        probs = np.tile(probs, (n_batches, 1))
-    if probs.shape[0] != n_batches:
-        raise ValueError(f"group_prob has {probs.shape[0]} rows, expected one per batch ({n_batches})")
+    """One row of group probabilities per batch."""
+    rows = params.group_prob
+    if all(np.isscalar(p) for p in rows):
+        rows = [rows] * n_batches
+    if len(rows) != n_batches or len({len(r) for r in rows}) != 1:
+        raise ValueError(f"group_prob must be one probability vector, or one per batch ({n_batches}) of equal length")
+    probs = np.asarray(rows, dtype=float)
     if not np.allclose(probs.sum(axis=1), 1.0):
         raise ValueError("every group_prob vector must sum to 1")
     return probs
