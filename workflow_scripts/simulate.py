@@ -247,7 +247,7 @@ def _noisy_counts(rng: np.random.Generator, base: np.ndarray, design: _Design, c
     with np.errstate(divide="ignore"):
         bcv = (params.bcv_common + 1.0 / np.sqrt(base)) * design.bcv_scale
     shape = 1.0 / bcv**2
-    means = rng.gamma(shape, base / shape)
+    means = rng.standard_gamma(shape.astype(np.float32), dtype=np.float32) * (base / shape)  # float32: 2x faster
     counts = rng.poisson(means).astype(np.float32)
     if params.dropout_type != "none":
         with np.errstate(divide="ignore", over="ignore"):
