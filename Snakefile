@@ -14,6 +14,8 @@ if not workflow.overwrite_configfiles:
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/integrate.smk"
+include: "rules/score.smk"
 
 
 rule all:

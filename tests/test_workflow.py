@@ -1,11 +1,13 @@
 """The Snakemake workflow as a user runs it: lint, dry run of the default config, a real run of
 a tiny config, and clear failures on a bad config or a bad dataset."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import anndata as ad
+import pandas as pd
 import pytest
 import yaml
 
@@ -40,9 +42,19 @@ def test_default_config_dry_run():
 
 
 def test_tiny_config_runs_end_to_end(tmp_path, splatter_reference):
+    """Every stage on two datasets (simulated, and the real-Splatter folder), with one method
+    whose earlier run failed: in report_failures mode it is shown as failed, not dropped."""
     config = yaml.safe_load(TINY_CONFIG.read_text())
     config["datasets"]["reference"] = {"splatter_dir": str(splatter_reference)}
-    run = snakemake("--cores", "2", "--configfile", str(write_config(tmp_path / "c.yaml", config)), "--directory", str(tmp_path))
+    config["methods"]["combat"] = {}
+    for name in ("tiny", "reference"):
+        record = tmp_path / "results" / name / "integrated" / "combat.failed.json"
+        record.parent.mkdir(parents=True)
+        record.write_text(json.dumps({"method": "combat", "dataset": name, "reason": "MemoryError: out of memory"}))
+    run = snakemake(
+        "--cores", "2", "--configfile", str(write_config(tmp_path / "c.yaml", config)),
+        "--directory", str(tmp_path), "--config", "report_failures=True",
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     for name in ("tiny", "reference"):
         adata = ad.read_h5ad(tmp_path / "results" / name / "data.h5ad")
@@ -50,6 +62,14 @@ def test_tiny_config_runs_end_to_end(tmp_path, splatter_reference):
         validate_dataset(adata, name, info["batch_key"], info["label_key"], list(info["covariates"]))
         assert (tmp_path / "results" / "logs" / name / "dataset.log").exists()
         assert (tmp_path / "results" / "benchmarks" / name / "dataset.tsv").exists()
+    summary = pd.read_csv(tmp_path / "results" / "scib_summary.csv")
+    assert set(summary["dataset"]) == {"tiny", "reference"}
+    assert set(summary["method"]) == {"unintegrated", "harmony", "combat"}
+    combat_tiny = summary[(summary["dataset"] == "tiny") & (summary["method"] == "combat")]
+    assert (combat_tiny["status"] == "failed: MemoryError: out of memory").all()
+    assert combat_tiny["value"].isna().all()
+    scored = summary[(summary["status"] == "ok") & (summary["category"] != "total")]["value"].dropna()
+    assert len(scored) > 0 and scored.between(0, 1).all()
 
 
 def test_unknown_config_key_is_refused(tmp_path):

@@ -1,0 +1,54 @@
+# Stage 3: scores of every method's output -> results/<dataset>/scores/*.csv and summaries.
+
+
+rule score_scib:
+    input:
+        data="results/{dataset}/data.h5ad",
+        integrated="results/{dataset}/integrated/{method}.h5ad",
+    output:
+        "results/{dataset}/scores/scib/{method}.csv",
+    params:
+        step="score",
+    log:
+        "results/logs/{dataset}/score_scib/{method}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/score_scib/{method}.tsv"
+    threads: 1  # scib metrics ran 2-3x faster per metric on one thread; jobs run side by side
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../envs/score.yaml"
+    script:
+        "../workflow_scripts/scib_scores.py"
+
+
+rule collect_scib:
+    input:
+        unpack(scib_inputs),
+    output:
+        "results/{dataset}/scores/scib.csv",
+    params:
+        step="collect",
+        dataset="{dataset}",
+    log:
+        "results/logs/{dataset}/collect_scib.log",
+    benchmark:
+        "results/benchmarks/{dataset}/collect_scib.tsv"
+    conda:
+        "../envs/score.yaml"
+    script:
+        "../workflow_scripts/scib_scores.py"
+
+
+rule scib_summary:
+    input:
+        expand("results/{dataset}/scores/scib.csv", dataset=DATASETS),
+    output:
+        "results/scib_summary.csv",
+    log:
+        "results/logs/scib_summary.log",
+    conda:
+        "../envs/score.yaml"
+    script:
+        "../workflow_scripts/summary.py"

@@ -1,0 +1,381 @@
+"""scIB metrics of each method's output, as one tidy table per dataset.
+
+Every metric is the scib (1.1) implementation, except kBET: scib's kBET calls R, which this
+project does not need, so kBET is scib-metrics' Python ``kbet_per_label`` (the per-cell-type kBET
+of the scIB paper). Nothing here re-implements a metric either library provides.
+
+Each method is scored on up to two *representations*:
+
+``embedding``
+    its ``obsm["X_emb"]`` (every method);
+``corrected_pca``
+    PCA (50 components, capped) of its unscaled ``layers["corrected"]`` (methods that return
+    expression), the GENEX paper's protocol; only this one scores HVG overlap.
+
+Per representation, nearest neighbours are searched once (exact, scikit-learn, 50 per cell): kBET
+uses all 50, as scib's kBET does, and their first 15 make the graph scib's other graph metrics
+use (graph iLISI/cLISI, graph connectivity, Leiden clustering). The NMI-optimal Leiden
+clustering (scib's resolutions 0.2..2.0) is computed once and shared by NMI and ARI. The
+baseline of PCR comparison and HVG overlap is the dataset's own log1p(CP10k) data (all genes).
+
+Table columns: ``dataset, method, representation, category, metric, scaling, value, note,
+status``. ``category`` is ``batch``/``bio`` for metrics and ``total`` for the rows
+:func:`add_totals` appends; ``scaling`` is ``raw`` for metrics and ``raw``/``minmax`` for totals;
+``note`` says why a value is NaN; ``status`` is ``ok`` or ``failed: <reason>``.
+"""
+
+import json
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from unittest import mock
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scanpy as sc
+import scib
+import scib_metrics
+from scib.metrics.isolated_labels import get_isolated_labels
+from scib_metrics.nearest_neighbors import NeighborsResults
+from sklearn.neighbors import NearestNeighbors
+from threadpoolctl import threadpool_limits
+
+from genex_core.preprocessing import log_normalize
+from workflow_scripts.contract import DATASET_UNS
+from workflow_scripts.integrate import CORRECTED, EMBEDDING
+
+N_NEIGHBORS = 15  # scib's graph metrics build a 15-NN graph (scib.metrics.lisi.recompute_knn)
+KBET_NEIGHBORS = 50  # scib's kBET builds a 50-NN graph (scib.metrics.kBET), as does scib-metrics' Benchmarker
+N_PCS = 50  # PCs of corrected expression and of the PCR baseline (scib's pcr_comparison default)
+BATCH_WEIGHT, BIO_WEIGHT = 0.4, 0.6  # scIB's overall score
+CLUSTER_KEY = "nmi_leiden"
+COLUMNS = ["dataset", "method", "representation", "category", "metric", "scaling", "value", "note", "status"]
+OK = "ok"
+
+
+class NotApplicable(Exception):
+    """A metric the library cannot compute on these data; the message is the table's note."""
+
+
+@dataclass(frozen=True)
+class Representation:
+    """One representation of one method's output, with what every metric needs computed once.
+
+    Attributes
+    ----------
+    adata
+        Cells with the batch and label columns, the coordinates in ``obsm["X_emb"]``, the 15-NN
+        graph in ``obsp``/``uns["neighbors"]`` and the NMI-optimal Leiden clusters in ``obs``.
+    neighbors
+        The 50 nearest neighbours of each cell (self included) for scib-metrics' kBET.
+    baseline
+        The dataset's log1p(CP10k), all genes, with its PCA (baseline of PCR and HVG overlap).
+    expression
+        The corrected expression this representation came from, or None for an embedding.
+    batch_key, label_key
+        The dataset's obs columns.
+    threads
+        For the metrics that parallelise (neighbour search, graph LISI, PCR).
+    """
+
+    adata: ad.AnnData
+    neighbors: NeighborsResults
+    batch_key: str
+    label_key: str
+    baseline: ad.AnnData
+    expression: ad.AnnData | None
+    threads: int
+
+
+def asw_batch(rep: Representation) -> float:
+    return scib.metrics.silhouette_batch(rep.adata, rep.batch_key, rep.label_key, EMBEDDING, verbose=False)
+
+
+def ilisi_graph(rep: Representation) -> float:
+    return scib.metrics.ilisi_graph(rep.adata, rep.batch_key, type_="knn", n_cores=rep.threads)
+
+
+def _exact_neighbors(X: np.ndarray, n_neighbors: int, random_state: int = 0, n_jobs: int = 1) -> NeighborsResults:
+    """Exact k-NN (self included) with the signature of ``scib_metrics.nearest_neighbors.pynndescent``."""
+    search = NearestNeighbors(n_neighbors=min(n_neighbors, X.shape[0]), n_jobs=n_jobs).fit(X)
+    distances, indices = search.kneighbors(X)
+    return NeighborsResults(indices=indices, distances=distances)
+
+
+def kbet(rep: Representation) -> float:
+    """scib-metrics' per-label kBET, with its per-label diffusion-map neighbour search made exact.
+
+    ``kbet_per_label`` finds neighbours in each label's diffusion embedding with pynndescent,
+    whose numba compilation costs ~25 s in every new process (each scoring job) on this
+    project's 2-core machines; exact search returns the neighbours pynndescent approximates
+    (identical kBET on the default benchmark) in well under a second.
+    """
+    batches = rep.adata.obs[rep.batch_key].to_numpy()
+    with mock.patch.object(scib_metrics.nearest_neighbors, "pynndescent", _exact_neighbors):
+        return scib_metrics.kbet_per_label(rep.neighbors, batches, rep.adata.obs[rep.label_key].to_numpy())
+
+
+def graph_connectivity(rep: Representation) -> float:
+    return scib.metrics.graph_connectivity(rep.adata, rep.label_key)
+
+
+def pcr_comparison(rep: Representation) -> float:
+    return scib.metrics.pcr_comparison(
+        rep.baseline, rep.adata, rep.batch_key, embed=EMBEDDING, n_comps=N_PCS, n_threads=rep.threads
+    )
+
+
+def nmi(rep: Representation) -> float:
+    return scib.metrics.nmi(rep.adata, CLUSTER_KEY, rep.label_key)
+
+
+def ari(rep: Representation) -> float:
+    """Adjusted Rand index, floored at 0: a clustering worse than chance scores as chance does
+    (the same floor scib puts on PCR comparison), which keeps every metric in [0, 1]."""
+    return max(0.0, scib.metrics.ari(rep.adata, CLUSTER_KEY, rep.label_key))
+
+
+def asw_label(rep: Representation) -> float:
+    return scib.metrics.silhouette(rep.adata, rep.label_key, EMBEDDING)
+
+
+def _require_isolated_labels(rep: Representation) -> None:
+    """scib's isolated labels are those in the fewest batches; none when every label is in all."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # scib's warning says what the note says
+        isolated = get_isolated_labels(rep.adata, rep.label_key, rep.batch_key, None, verbose=False)
+    if not isolated:
+        n = rep.adata.obs[rep.batch_key].nunique()
+        raise NotApplicable(f"no isolated label: every label is in all {n} batches")
+
+
+def isolated_label_f1(rep: Representation) -> float:
+    _require_isolated_labels(rep)
+    return scib.metrics.isolated_labels_f1(rep.adata, rep.label_key, rep.batch_key, EMBEDDING, verbose=False)
+
+
+def isolated_label_asw(rep: Representation) -> float:
+    _require_isolated_labels(rep)
+    return scib.metrics.isolated_labels_asw(rep.adata, rep.label_key, rep.batch_key, EMBEDDING, verbose=False)
+
+
+def clisi_graph(rep: Representation) -> float:
+    return scib.metrics.clisi_graph(rep.adata, rep.label_key, type_="knn", n_cores=rep.threads)
+
+
+def hvg_overlap(rep: Representation) -> float:
+    if rep.expression is None:
+        raise NotApplicable("needs corrected expression")
+    return scib.metrics.hvg_overlap(rep.baseline, rep.expression, rep.batch_key)
+
+
+METRICS: dict[str, Callable[[Representation], float]] = {
+    f.__name__: f
+    for f in (
+        asw_batch,
+        ilisi_graph,
+        kbet,
+        graph_connectivity,
+        pcr_comparison,
+        nmi,
+        ari,
+        asw_label,
+        isolated_label_f1,
+        isolated_label_asw,
+        clisi_graph,
+        hvg_overlap,
+    )
+}
+
+
+@dataclass(frozen=True)
+class MetricSet:
+    """Names of the metrics (keys of :data:`METRICS`) scored per category."""
+
+    batch: tuple[str, ...]
+    bio: tuple[str, ...]
+
+
+EMBEDDING_METRICS = MetricSet(
+    batch=("asw_batch", "ilisi_graph", "kbet", "graph_connectivity", "pcr_comparison"),
+    bio=("nmi", "ari", "asw_label", "isolated_label_f1", "isolated_label_asw", "clisi_graph"),
+)
+EXPRESSION_METRICS = MetricSet(batch=EMBEDDING_METRICS.batch, bio=EMBEDDING_METRICS.bio + ("hvg_overlap",))
+REPRESENTATIONS = {"embedding": EMBEDDING_METRICS, "corrected_pca": EXPRESSION_METRICS}
+
+
+def representation(coords, obs, batch_key, label_key, baseline, expression=None, threads=1) -> Representation:
+    """Attach ``coords`` to the cells; search their neighbours once, build the 15-NN graph
+    (scanpy's layout, UMAP connectivities as ``sc.pp.neighbors`` makes them) and the
+    NMI-optimal Leiden clusters."""
+    adata = ad.AnnData(obs=obs[[batch_key, label_key]].copy())
+    adata.obsm[EMBEDDING] = np.asarray(coords, dtype=np.float32)
+    neighbors = _exact_neighbors(adata.obsm[EMBEDDING], KBET_NEIGHBORS, n_jobs=threads)
+    graph = neighbors.subset_neighbors(min(N_NEIGHBORS, neighbors.n_neighbors))
+    adata.obsp["distances"] = graph.knn_graph_distances
+    adata.obsp["connectivities"] = graph.knn_graph_connectivities.tocsr()
+    adata.uns["neighbors"] = {
+        "connectivities_key": "connectivities",
+        "distances_key": "distances",
+        "params": {"n_neighbors": graph.n_neighbors, "method": "umap", "metric": "euclidean", "use_rep": EMBEDDING},
+    }
+    scib.metrics.cluster_optimal_resolution(adata, label_key, cluster_key=CLUSTER_KEY, use_rep=EMBEDDING, verbose=False)
+    return Representation(adata, neighbors, batch_key, label_key, baseline, expression, threads)
+
+
+def _baseline(data: ad.AnnData, batch_key: str) -> ad.AnnData:
+    """The dataset's log1p(CP10k) with its PCA, computed once per scoring."""
+    baseline = ad.AnnData(X=log_normalize(data.X), obs=data.obs[[batch_key]].copy(), var=data.var[[]].copy())
+    sc.pp.pca(baseline, n_comps=min(N_PCS, min(baseline.shape) - 1), svd_solver="arpack")
+    return baseline
+
+
+def _evaluate(name: str, rep: Representation) -> tuple[float, str]:
+    """A metric's value and note: NaN with the reason where it is not applicable."""
+    try:
+        value = float(METRICS[name](rep))
+    except NotApplicable as reason:
+        return np.nan, str(reason)
+    if np.isnan(value):
+        return value, "the library returned NaN on these data"
+    if not 0 <= value <= 1:
+        raise ValueError(f"metric {name} = {value}, outside [0, 1]")
+    return value, ""
+
+
+def _coordinates(data: ad.AnnData, integrated: ad.AnnData, batch_key: str) -> dict:
+    """{representation: (coordinates, corrected expression or None)} of one method's output."""
+    inputs = {"embedding": (integrated.obsm[EMBEDDING], None)}
+    if CORRECTED in integrated.layers:
+        values = np.asarray(integrated.layers[CORRECTED])
+        modelled = np.isfinite(values).all(axis=0)  # NaN columns: genes the method did not model
+        expression = ad.AnnData(X=values[:, modelled], obs=data.obs[[batch_key]].copy(), var=data.var[[]].iloc[modelled])
+        coords = sc.pp.pca(expression.X, n_comps=min(N_PCS, min(expression.shape) - 1), svd_solver="arpack")
+        inputs["corrected_pca"] = (coords, expression)
+    return inputs
+
+
+def score_method(data: ad.AnnData, integrated: ad.AnnData, dataset: str, method: str, threads: int = 1) -> pd.DataFrame:
+    """All scIB metrics of one method's output on one dataset, one row per (representation, metric).
+
+    ``data`` is the dataset (contract layout, raw counts); ``integrated`` the method's output file.
+    ``threads`` bounds BLAS and the metrics that parallelise; at the default benchmark's size one
+    thread is fastest (2,000 cells: thread and process start-up outweigh the work), so two
+    scoring jobs in parallel use two cores better than one job with two threads.
+    """
+    if not integrated.obs_names.equals(data.obs_names):
+        raise ValueError(f"{method} on '{dataset}': integrated cells differ from the dataset's (order or names)")
+    keys = data.uns[DATASET_UNS]
+    batch_key, label_key = keys["batch_key"], keys["label_key"]
+    rows = []
+    with threadpool_limits(threads):
+        baseline = _baseline(data, batch_key)
+        for name, (coords, expression) in _coordinates(data, integrated, batch_key).items():
+            start = time.perf_counter()
+            rep = representation(coords, data.obs, batch_key, label_key, baseline, expression, threads)
+            metric_set = REPRESENTATIONS[name]
+            for category, metrics in (("batch", metric_set.batch), ("bio", metric_set.bio)):
+                for metric in metrics:
+                    value, note = _evaluate(metric, rep)
+                    rows.append((dataset, method, name, category, metric, "raw", value, note, OK))
+            print(f"scored {method} / {name} on '{dataset}' in {time.perf_counter() - start:.1f} s", flush=True)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _minmax(values: pd.Series) -> pd.Series:
+    """Min-max over the methods of one (dataset, representation, metric); NaN when fewer than
+    two methods have a value or all are equal, since then scaling carries no ranking."""
+    low, high = values.min(), values.max()
+    if values.notna().sum() < 2 or high == low:
+        return values * np.nan
+    return (values - low) / (high - low)
+
+
+def add_totals(table: pd.DataFrame) -> pd.DataFrame:
+    """Append ``batch_score``, ``bio_score`` and ``overall`` rows per (dataset, method, representation).
+
+    Scores are means of the available metrics of their category, ``overall`` =
+    0.4 batch + 0.6 bio (scIB). ``scaling="raw"`` averages the metrics as they are;
+    ``scaling="minmax"`` first min-max scales each metric across the methods of a (dataset,
+    representation) — NaN where fewer than two methods have it (min-max over one method is
+    meaningless) or all score the same (it ranks nothing), so such a metric drops out of the mean.
+    """
+    keys = ["dataset", "method", "representation"]
+    metrics = table[table["category"].isin(["batch", "bio"])]
+    scaled = metrics.assign(value=metrics.groupby(["dataset", "representation", "metric"])["value"].transform(_minmax))
+    totals = []
+    for scaling, rows in (("raw", metrics), ("minmax", scaled)):
+        scores = rows.groupby(keys + ["category"])["value"].mean().unstack("category")
+        scores = scores.reindex(columns=["batch", "bio"])
+        overall = BATCH_WEIGHT * scores["batch"] + BIO_WEIGHT * scores["bio"]
+        wide = pd.DataFrame({"batch_score": scores["batch"], "bio_score": scores["bio"], "overall": overall})
+        long = wide.reset_index().melt(id_vars=keys, var_name="metric", value_name="value")
+        totals.append(long.assign(category="total", scaling=scaling))
+    totals = pd.concat(totals, ignore_index=True)
+    status = metrics.groupby(keys)["status"].first().rename("status").reset_index()
+    totals = totals.merge(status, on=keys, how="left").assign(note="")
+    return pd.concat([table, totals[COLUMNS]], ignore_index=True)
+
+
+def failure_rows(dataset: str, failures: Mapping[str, str]) -> pd.DataFrame:
+    """Explicit NaN rows (embedding metrics) for methods that failed or produced no output."""
+    rows = [
+        (dataset, method, "embedding", category, metric, "raw", np.nan, "", f"failed: {reason}")
+        for method, reason in failures.items()
+        for category, metrics in (("batch", EMBEDDING_METRICS.batch), ("bio", EMBEDDING_METRICS.bio))
+        for metric in metrics
+    ]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def read_failures(paths: Iterable[str | Path]) -> dict[str, str]:
+    """{method: reason} from the failure records ``integrate.py`` writes."""
+    records = [json.loads(Path(p).read_text()) for p in paths]
+    return {r["method"]: r["reason"] for r in records}
+
+
+def score_to_csv(data_path: str | Path, integrated_path: str | Path, output_csv: str | Path, threads: int = 1) -> pd.DataFrame:
+    """Rule entry point: score one integrated file against its dataset and write the table."""
+    data = ad.read_h5ad(data_path)
+    integrated = ad.read_h5ad(integrated_path)
+    table = score_method(data, integrated, data.uns[DATASET_UNS]["name"], integrated.uns["method"]["name"], threads)
+    Path(output_csv).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(output_csv, index=False)
+    return table
+
+
+def collect(score_csvs: Iterable[str | Path], failures: Mapping[str, str], output_csv: str | Path, dataset: str) -> pd.DataFrame:
+    """Rule entry point: one dataset's per-method tables, failed methods' rows, then totals.
+
+    ``failures`` maps each method that failed or left no output to its reason (see
+    :func:`read_failures`); such a method gets NaN rows with ``status="failed: <reason>"`` rather
+    than vanishing from the table.
+    """
+    tables = [pd.read_csv(p, keep_default_na=False, na_values={"value": ["", "NaN", "nan"]}) for p in score_csvs]
+    if not tables and not failures:
+        raise ValueError(f"nothing to collect for '{dataset}': no score tables and no failures")
+    scored = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COLUMNS)
+    others = sorted(set(scored["dataset"]) - {dataset})
+    if others:
+        raise ValueError(f"score tables of datasets {others} passed to the collection of '{dataset}'")
+    both = set(scored["method"]) & set(failures)
+    if both:
+        raise ValueError(f"methods {sorted(both)} have scores and a failure record; remove the stale one")
+    table = add_totals(pd.concat(tables + ([failure_rows(dataset, failures)] if failures else []), ignore_index=True))
+    Path(output_csv).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(output_csv, index=False)
+    return table
+
+
+if __name__ == "__main__":
+    from workflow_scripts.rule_log import log_to_file
+
+    smk = snakemake  # noqa: F821 (injected by Snakemake's script: directive)
+    with log_to_file(smk.log[0]):
+        if smk.params.step == "score":
+            score_to_csv(smk.input.data, smk.input.integrated, smk.output[0], smk.threads)
+        else:
+            collect(smk.input.scores, read_failures(smk.input.failures), smk.output[0], smk.params.dataset)
