@@ -22,3 +22,9 @@ rule all:
     input:
         all_targets(),
     default_target: True
+
+
+onsuccess:
+    from workflow_scripts.cost import stage_summary
+
+    print(stage_summary())
