@@ -15,7 +15,7 @@ from workflow_scripts.methods import EXPRESSION_METHODS, METHODS, run_harmony, r
 from workflow_scripts.scib_scores import add_totals, read_failures, score_method
 from workflow_scripts.simulate import simulate
 
-FAST_PARAMS = {"scvi": {"max_epochs": 2}}
+FAST_PARAMS = {"scvi": {"max_epochs": 2}, "genex": {"max_epochs": 5}}
 # Cell types dominate a moderate batch effect: the regime where Harmony corrects (FINDINGS.md).
 HARMONY_SIM = dict(
     nGenes=300, batchCells=[150, 150], group_prob=[0.4, 0.35, 0.25], de_prob=0.3, de_facLoc=1.0, batch_facLoc=0.15, seed=3
@@ -163,3 +163,17 @@ def test_unknown_method_and_parameter_are_clear_errors(data_path, tmp_path):
     assert "ValueError" in json.loads(failure_record_path(tmp_path / "magic.h5ad").read_text())["reason"]
     with pytest.raises(TypeError, match="n_pcs"):
         integrate(data_path, "harmony", tmp_path / "harmony.h5ad", {"n_pcs": 10}, seed=0, threads=1)
+
+
+@pytest.mark.parametrize("mode", ["label-conditioned", "label-free"])
+def test_genex_records_its_mode(mode, data_path, tmp_path):
+    out = integrate(data_path, "genex", tmp_path / "genex.h5ad", {"mode": mode, "max_epochs": 2}, seed=0, threads=1)
+    params = out.uns["method"]["params"]
+    assert params["mode"] == mode
+    assert params["setup_args"].get("label_key") == ("cell_type" if mode == "label-conditioned" else None)
+    assert out.layers["corrected"].shape == (out.n_obs, out.n_vars)
+
+
+def test_genex_refuses_an_unknown_mode(shuffled):
+    with pytest.raises(ValueError, match="mode must be"):
+        METHODS["genex"](shuffled, "batch", "cell_type", seed=0, threads=1, mode="labels")

@@ -35,10 +35,11 @@ def test_lint_is_clean():
     assert "Congratulations" in run.stdout + run.stderr
 
 
-def test_default_config_dry_run():
-    run = snakemake("--dry-run", "--cores", "2")
+def test_default_config_dry_run(tmp_path):
+    run = snakemake("--dry-run", "--cores", "2", "--configfile", str(REPO / "config" / "config.yaml"), "--directory", str(tmp_path))
     assert run.returncode == 0, run.stderr
-    assert "dataset=splat" in run.stdout
+    for job in ("dataset", "integrate_genex", "integrate_scvi", "score_scib", "collect_scib", "scib_summary"):
+        assert f"rule {job}:" in run.stdout or f"localrule {job}:" in run.stdout, job
 
 
 def test_tiny_config_runs_end_to_end(tmp_path, splatter_reference):

@@ -1,0 +1,239 @@
+"""From AnnData to minibatches: register keys once, check counts, sample batch-balanced.
+
+The registry freezes what a model was made with (keys, category -> code mappings, genes), so
+that any later dataset is encoded the same way or refused with a message saying why. Counts
+are read minibatch by minibatch: a CSR matrix is sliced once per minibatch, only that slice
+is densified, then normalised with the project's one normalisation, ``log_normalize``.
+"""
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import anndata as ad
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from genex_core.preprocessing import log_normalize
+
+
+@dataclass(frozen=True)
+class Registry:
+    """What a model was set up with (saved as JSON next to its weights).
+
+    ``categories`` maps each conditioning key (batch first, then label, then covariates) to
+    its levels in code order.
+    """
+
+    batch_key: str
+    label_key: str | None
+    covariate_keys: tuple[str, ...]
+    layer: str | None
+    var_names: tuple[str, ...]
+    categories: dict[str, list[str]]
+
+    @property
+    def keys(self) -> list[str]:
+        """Conditioning keys in code-column order: batch, label (if any), covariates."""
+        return [self.batch_key, *([self.label_key] if self.label_key else []), *self.covariate_keys]
+
+    @property
+    def n_levels(self) -> list[int]:
+        """Number of levels of each key, in code-column order."""
+        return [len(self.categories[k]) for k in self.keys]
+
+    def setup_args(self) -> dict:
+        """The keyword arguments the model was made with (JSON-able)."""
+        return {
+            "batch_key": self.batch_key,
+            "label_key": self.label_key,
+            "covariate_keys": list(self.covariate_keys),
+            "layer": self.layer,
+        }
+
+    @classmethod
+    def from_saved(cls, setup_args: dict, var_names: list[str], categories: dict[str, list[str]]) -> "Registry":
+        """Rebuild a registry from what :meth:`GENEX.save` wrote."""
+        keys = setup_args["batch_key"], setup_args["label_key"], tuple(setup_args["covariate_keys"]), setup_args["layer"]
+        return cls(*keys, tuple(var_names), categories)
+
+
+def _field(layer: str | None) -> str:
+    return "X" if layer is None else f"layers['{layer}']"
+
+
+def counts_matrix(adata: ad.AnnData, layer: str | None):
+    """The counts (X or ``layers[layer]``) as CSR or a dense array, checked to be raw counts.
+
+    Sparse matrices in other formats are converted to CSR once, so minibatches can slice rows.
+    """
+    if layer is not None and layer not in adata.layers:
+        raise ValueError(
+            f"layer '{layer}' not found; adata.layers has {list(adata.layers.keys())}. Pass one of these, or layer=None to use X."
+        )
+    matrix = adata.X if layer is None else adata.layers[layer]
+    if matrix is None:
+        raise ValueError("adata.X is empty (None). Store the raw counts in X, or name the layer that holds them.")
+    if sp.issparse(matrix):
+        matrix = matrix if sp.isspmatrix_csr(matrix) or isinstance(matrix, sp.csr_array) else sp.csr_matrix(matrix)
+        values = matrix.data
+    else:
+        matrix = np.asarray(matrix)
+        values = matrix
+    where = _field(layer)
+    if not np.issubdtype(values.dtype, np.number):
+        raise ValueError(f"{where} holds {values.dtype} values, not numbers. Supply raw counts.")
+    if not np.isfinite(values).all():
+        raise ValueError(
+            f"{where} holds {int((~np.isfinite(values)).sum())} NaN or infinite values. "
+            "Remove or impute them; GENEX needs raw counts."
+        )
+    if (values < 0).any():
+        raise ValueError(
+            f"{where} holds {int((values < 0).sum())} negative values, so it is not raw counts. "
+            "Supply raw counts (e.g. from adata.raw, or a counts layer via `layer=`)."
+        )
+    if not np.array_equal(values, np.round(values)):
+        raise ValueError(
+            f"{where} holds non-integer values, so it is not raw counts (normalised or log data?). "
+            "Supply raw counts, e.g. `layer='counts'`."
+        )
+    return matrix
+
+
+def _column(adata: ad.AnnData, key: str, role: str) -> np.ndarray:
+    if key not in adata.obs:
+        raise ValueError(
+            f"{role}='{key}' is not a column of adata.obs; available columns: {list(adata.obs.columns)}. Pass one of them."
+        )
+    column = adata.obs[key]
+    if column.isna().any():
+        raise ValueError(
+            f"adata.obs['{key}'] ({role}) has {int(column.isna().sum())} missing values. Fill them or drop those cells."
+        )
+    return column.astype(str).to_numpy(dtype=str)
+
+
+def register(
+    adata: ad.AnnData,
+    batch_key: str,
+    label_key: str | None,
+    covariate_keys: Sequence[str],
+    layer: str | None,
+) -> Registry:
+    """Validate the training data and freeze its keys, category levels and genes.
+
+    Raises
+    ------
+    ValueError
+        Unknown or duplicated keys, missing values, fewer than two batches, a level with a
+        single cell (nothing to learn its code from; the batch-balanced sampler would also
+        replay that one cell as a whole batch). The counts are checked by :func:`encode`.
+    """
+    keys = [batch_key, *([label_key] if label_key else []), *covariate_keys]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"batch_key, label_key and covariate_keys must name different columns, got {keys}.")
+    roles = ["batch_key", *(["label_key"] if label_key else []), *["covariate_keys"] * len(covariate_keys)]
+    categories = {}
+    for key, role in zip(keys, roles):
+        levels, sizes = np.unique(_column(adata, key, role), return_counts=True)
+        single = levels[sizes < 2].tolist()
+        if single:
+            raise ValueError(
+                f"adata.obs['{key}'] ({role}) has levels with a single cell: {single[:5]}. Drop those cells or merge the levels."
+            )
+        categories[key] = levels.tolist()
+    if len(categories[batch_key]) < 2:
+        raise ValueError(
+            f"adata.obs['{batch_key}'] (batch_key) has only one batch ({categories[batch_key]}); "
+            "batch correction needs at least 2. Check batch_key."
+        )
+    return Registry(batch_key, label_key, tuple(covariate_keys), layer, tuple(adata.var_names.astype(str)), categories)
+
+
+def encode(adata: ad.AnnData, registry: Registry):
+    """Counts matrix and code array (cells x covariates, int64) of ``adata`` in the registry's terms.
+
+    Raises
+    ------
+    ValueError
+        Other genes (or another gene order), unknown keys or category levels the model was
+        not trained on, or counts that are not raw counts.
+    """
+    genes = adata.var_names.astype(str)
+    if tuple(genes) != registry.var_names:
+        missing = sorted(set(registry.var_names) - set(genes))
+        if missing or len(genes) != len(registry.var_names):
+            extra = sorted(set(genes) - set(registry.var_names))
+            raise ValueError(
+                f"adata.var_names differ from the model's {len(registry.var_names)} genes "
+                f"({len(missing)} missing, e.g. {missing[:5]}; {len(extra)} unknown, e.g. {extra[:5]}). "
+                "Subset the data to the model's genes, `adata[:, model.var_names]`, or train a new model."
+            )
+        raise ValueError("adata.var_names hold the model's genes in another order. Reorder with `adata[:, model.var_names]`.")
+    codes = np.empty((adata.n_obs, len(registry.keys)), dtype=np.int64)
+    for i, key in enumerate(registry.keys):
+        role = "batch_key" if i == 0 else ("label_key" if key == registry.label_key else "covariate_keys")
+        values = _column(adata, key, role)
+        levels = np.asarray(registry.categories[key])
+        unseen = sorted(set(np.unique(values)) - set(levels))
+        if unseen:
+            raise ValueError(
+                f"adata.obs['{key}'] has levels the model was not trained on: {unseen[:5]} (known: {levels.tolist()}). "
+                "Drop those cells or train a model that includes them."
+            )
+        codes[:, i] = np.searchsorted(levels, values)
+    return counts_matrix(adata, registry.layer), codes
+
+
+def minibatch(matrix, codes: np.ndarray, idx: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Slice rows ``idx`` once, densify only them, log-normalise, move to ``device``."""
+    rows = matrix[idx]
+    dense = rows.toarray() if sp.issparse(rows) else rows
+    x = torch.from_numpy(log_normalize(dense))
+    return x.to(device), torch.from_numpy(codes[idx]).to(device)
+
+
+class BalancedSampler:
+    """Minibatches of cell indices drawn with replacement with weights 1/|batch|.
+
+    Each epoch draws as many cells as the data holds, split into full minibatches (the last,
+    partial one is dropped, as published). Drawing a batch uniformly and then a cell
+    uniformly within it gives exactly the weights 1/|batch| in O(cells), with no weight
+    vector to normalise.
+
+    Parameters
+    ----------
+    batch_codes
+        Batch code of every cell.
+    batch_size
+        Cells per minibatch (capped at the number of cells).
+    generator
+        CPU ``torch.Generator``: the only source of randomness, so a seed fixes every draw.
+    """
+
+    def __init__(self, batch_codes: np.ndarray, batch_size: int, generator: torch.Generator):
+        order = np.argsort(batch_codes, kind="stable")
+        sizes = np.bincount(batch_codes)
+        self.members = torch.from_numpy(order)
+        self.starts = torch.from_numpy(np.concatenate([[0], np.cumsum(sizes)[:-1]]))
+        self.sizes = torch.from_numpy(sizes)
+        self.n_cells = len(batch_codes)
+        self.batch_size = min(batch_size, self.n_cells)
+        self.generator = generator
+
+    def __len__(self) -> int:
+        return self.n_cells // self.batch_size
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        n = len(self) * self.batch_size
+        batch = torch.randint(len(self.sizes), (n,), generator=self.generator)
+        within = (torch.rand(n, generator=self.generator, dtype=torch.float64) * self.sizes[batch]).long()
+        cells = self.members[self.starts[batch] + within].numpy()
+        yield from cells.reshape(len(self), self.batch_size)
+
+
+def sequential_chunks(n_cells: int, batch_size: int) -> Iterator[np.ndarray]:
+    """Consecutive index chunks covering all cells once (for the getters)."""
+    for start in range(0, n_cells, batch_size):
+        yield np.arange(start, min(start + batch_size, n_cells))
