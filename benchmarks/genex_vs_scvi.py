@@ -9,14 +9,18 @@ perfect correction); the simulation's batch-free counts show the floor directly.
 
 Usage::
 
-    .venv/bin/python benchmarks/genex_vs_scvi.py [--cells 2000 --genes 1000 --device auto]
+    .venv/bin/python benchmarks/genex_vs_scvi.py [--cells N --genes G --device auto]
+
+Without --cells/--genes it uses the default benchmark's simulation from config/config.yaml.
 """
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from sklearn.decomposition import PCA
 from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
@@ -25,16 +29,12 @@ from genex_core import GENEX
 from genex_core.preprocessing import log_normalize
 from workflow_scripts.simulate import simulate
 
-BATCH_SHARES = (0.40, 0.35, 0.25)
-DEFAULT = dict(
-    group_prob=[[0.4, 0.3, 0.2, 0.1], [0.25, 0.25, 0.25, 0.25], [0.1, 0.2, 0.3, 0.4]],
-    de_prob=0.1,
-    de_facLoc=0.3,
-    de_facScale=0.3,
-    batch_facLoc=0.2,
-    batch_facScale=0.2,
-    batch_interaction_prob=0.2,
-)
+CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
+
+
+def default_simulation() -> dict:
+    """The default benchmark's simulation (``datasets: splat`` of config/config.yaml)."""
+    return yaml.safe_load(CONFIG.read_text())["datasets"]["splat"]["simulate"]
 
 
 def knn_accuracy(X: np.ndarray, labels: np.ndarray, n_pcs: int | None = 30) -> float:
@@ -54,17 +54,21 @@ def composition_chance(batch: np.ndarray, cell_type: np.ndarray) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cells", type=int, default=2000)
-    parser.add_argument("--genes", type=int, default=1000)
+    parser.add_argument("--cells", type=int, default=None, help="scale the default's batches to this many cells")
+    parser.add_argument("--genes", type=int, default=None)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads for both methods")
-    parser.add_argument("--seed", type=int, default=1, help="simulation seed (training seed is 0)")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    cells = [round(args.cells * s) for s in BATCH_SHARES[:-1]]
-    cells.append(args.cells - sum(cells))
-    adata = simulate(dict(DEFAULT, nGenes=args.genes, batchCells=cells, seed=args.seed))
+    params = default_simulation()
+    if args.cells:
+        shares = np.asarray(params["batchCells"]) / sum(params["batchCells"])
+        params["batchCells"] = [max(1, round(args.cells * s)) for s in shares]
+    if args.genes:
+        params["nGenes"] = args.genes
+    adata = simulate(params)
+    cells = params["batchCells"]
     batch, cell_type = adata.obs["batch"].to_numpy(), adata.obs["cell_type"].to_numpy()
     print(f"data: {adata.n_obs} cells x {adata.n_vars} genes, batches {cells}, {len(np.unique(cell_type))} cell types; "
           f"{args.threads} torch threads")
@@ -95,7 +99,7 @@ def main() -> None:
     print(f"{'scVI':<8}{accelerator:>8}{scvi_epochs:>8}{scvi_s / scvi_epochs:>10.3f}{scvi_s:>10.1f}")
     print(f"GENEX / scVI training time: {genex_s / scvi_s:.2f}")
 
-    print(f"\n15-NN accuracy (5-fold CV); chance: largest batch {max(cells) / args.cells:.3f}, "
+    print(f"\n15-NN accuracy (5-fold CV); chance: largest batch {max(cells) / sum(cells):.3f}, "
           f"batch from cell type alone {composition_chance(batch, cell_type):.3f}")
     rows = [
         ("raw log1p CP10k, PCA 30", log_normalize(adata.X).toarray(), 30),
