@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from genex_core.preprocessing import log_normalize
+from genex_core.preprocessing import log_normalize, matrix_problem
 
 
 @dataclass(frozen=True)
@@ -76,28 +76,10 @@ def counts_matrix(adata: ad.AnnData, layer: str | None):
         raise ValueError("adata.X is empty (None). Store the raw counts in X, or name the layer that holds them.")
     if sp.issparse(matrix):
         matrix = matrix if sp.isspmatrix_csr(matrix) or isinstance(matrix, sp.csr_array) else sp.csr_matrix(matrix)
-        values = matrix.data
     else:
         matrix = np.asarray(matrix)
-        values = matrix
-    where = _field(layer)
-    if not np.issubdtype(values.dtype, np.number):
-        raise ValueError(f"{where} holds {values.dtype} values, not numbers. Supply raw counts.")
-    if not np.isfinite(values).all():
-        raise ValueError(
-            f"{where} holds {int((~np.isfinite(values)).sum())} NaN or infinite values. "
-            "Remove or impute them; GENEX needs raw counts."
-        )
-    if (values < 0).any():
-        raise ValueError(
-            f"{where} holds {int((values < 0).sum())} negative values, so it is not raw counts. "
-            "Supply raw counts (e.g. from adata.raw, or a counts layer via `layer=`)."
-        )
-    if not np.array_equal(values, np.round(values)):
-        raise ValueError(
-            f"{where} holds non-integer values, so it is not raw counts (normalised or log data?). "
-            "Supply raw counts, e.g. `layer='counts'`."
-        )
+    if problem := matrix_problem(matrix, counts=True):
+        raise ValueError(f"{_field(layer)} {problem}. GENEX needs raw counts: supply them, e.g. from adata.raw or with `layer='counts'`.")
     return matrix
 
 

@@ -23,3 +23,21 @@ def log_normalize(counts, target_sum: float = TARGET_SUM):
     lib = out.sum(axis=1, keepdims=True)
     scale = np.divide(target_sum, lib, out=np.zeros_like(lib), where=lib > 0)
     return np.log1p(out * scale)
+
+
+def matrix_problem(matrix, counts: bool = True) -> str | None:
+    """What makes ``matrix`` unfit as input, or None: non-numeric or non-finite values and,
+    with ``counts``, negative or non-integer ones. The one such check; callers add the fix.
+
+    Only stored values are checked (the implicit zeros of a sparse matrix are fine).
+    """
+    values = matrix.data if sp.issparse(matrix) else np.asarray(matrix)
+    if not np.issubdtype(values.dtype, np.number):
+        return f"holds {values.dtype} values, not numbers"
+    if not np.isfinite(values).all():
+        return f"holds {int((~np.isfinite(values)).sum())} NaN or infinite values"
+    if counts and (values < 0).any():
+        return f"holds {int((values < 0).sum())} negative values, so it is not raw counts"
+    if counts and not np.array_equal(values, np.round(values)):
+        return "holds non-integer values, so it is not raw counts (normalised or log data?)"
+    return None

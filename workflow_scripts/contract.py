@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from genex_core.preprocessing import matrix_problem
+
 BATCH_KEY = "batch"
 LABEL_KEY = "cell_type"
 TRUTH_MEANS = "batchfree_means"
@@ -21,22 +23,13 @@ class DatasetError(ValueError):
         super().__init__(f"dataset '{dataset}': {field}: {problem}. {fix}")
 
 
-def _values(matrix) -> np.ndarray:
-    """The stored values of a dense or sparse matrix (zeros of sparse storage need no check)."""
-    return matrix.data if sp.issparse(matrix) else np.asarray(matrix)
-
-
 def check_matrix(dataset: str, field: str, matrix, counts: bool) -> None:
-    """Finite values; with ``counts``, also non-negative integers."""
-    values = _values(matrix)
-    if not np.issubdtype(values.dtype, np.number):
-        raise DatasetError(dataset, field, f"holds {values.dtype} values, not numbers", "Store a numeric matrix.")
-    if not np.isfinite(values).all():
-        raise DatasetError(dataset, field, f"holds {int((~np.isfinite(values)).sum())} NaN or infinite values", "Remove or impute them before import.")
-    if counts and (values < 0).any():
-        raise DatasetError(dataset, field, f"holds {int((values < 0).sum())} negative values, so it is not raw counts", "Supply raw counts, or set `counts: false` for this dataset.")
-    if counts and not np.array_equal(values, np.round(values)):
-        raise DatasetError(dataset, field, "holds non-integer values, so it is not raw counts (normalised or log data?)", "Supply raw counts (e.g. from `adata.raw` or `layers['counts']`), or set `counts: false` for this dataset.")
+    """Finite numbers; with ``counts``, also non-negative integers."""
+    if problem := matrix_problem(matrix, counts):
+        fix = "Supply raw counts (e.g. from `adata.raw` or `layers['counts']`), or set `counts: false` for this dataset."
+        if "NaN" in problem:
+            fix = "Remove or impute them before import."
+        raise DatasetError(dataset, field, problem, fix)
 
 
 def validate_dataset(
