@@ -33,7 +33,7 @@ def dataset_inputs(wildcards):
 
 
 def all_targets():
-    return ["results/scib_summary.csv"]
+    return ["results/scib_summary.csv", "results/truth_summary.csv"]
 
 
 METHODS = list(config["methods"])
@@ -63,13 +63,18 @@ def failed_methods(dataset):
     ]
 
 
-def scib_inputs(wildcards):
-    failed = failed_methods(wildcards.dataset)
-    return {
-        "scores": [
-            f"results/{wildcards.dataset}/scores/scib/{m}.csv"
-            for m in METHODS
-            if m not in failed
-        ],
-        "failures": [failure_record(wildcards.dataset, m) for m in failed],
-    }
+def score_inputs(kind):
+    """Input function of collect_<kind>: each method's table, or its failure record."""
+
+    def inputs(wildcards):
+        failed = failed_methods(wildcards.dataset)
+        return {
+            "scores": [
+                f"results/{wildcards.dataset}/scores/{kind}/{m}.csv"
+                for m in METHODS
+                if m not in failed
+            ],
+            "failures": [failure_record(wildcards.dataset, m) for m in failed],
+        }
+
+    return inputs

@@ -7,7 +7,7 @@ import pytest
 
 from workflow_scripts.contract import to_contract
 from workflow_scripts.integrate import integrate
-from workflow_scripts.methods import EXPRESSION_METHODS, run_unintegrated
+from workflow_scripts.methods import CONTROLS, EXPRESSION_METHODS, run_unintegrated
 from workflow_scripts.scib_scores import (
     BATCH_WEIGHT,
     BIO_WEIGHT,
@@ -59,7 +59,9 @@ def table(score_csvs, collected_csv):
 
 
 def test_table_layout(table):
-    assert list(table.columns) == COLUMNS
+    assert [c for c in table.columns if c != "role"] == COLUMNS
+    assert (table["role"] == np.where(table["method"].isin(CONTROLS), "control", "method")).all()
+    assert not ((table["scaling"] == "minmax") & (table["role"] == "control")).any()  # controls are not ranked
     metrics = table[table["category"] != "total"]
     for method in SCORED:
         rows = metrics[metrics["method"] == method]

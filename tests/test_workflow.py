@@ -39,7 +39,7 @@ def test_lint_is_clean():
 def test_default_config_dry_run(tmp_path):
     run = snakemake("--dry-run", "--cores", "2", "--configfile", str(REPO / "config" / "config.yaml"), "--directory", str(tmp_path))
     assert run.returncode == 0, run.stderr
-    for job in ("dataset", "integrate_genex", "integrate_scvi", "score_scib", "collect_scib", "scib_summary"):
+    for job in ("dataset", "integrate_genex", "integrate_scvi", "integrate_truth", "score_scib", "score_expression", "truth_summary"):
         assert f"rule {job}:" in run.stdout or f"localrule {job}:" in run.stdout, job
 
 
@@ -74,6 +74,10 @@ def test_tiny_config_runs_end_to_end(tmp_path):
     assert combat_tiny["value"].isna().all()
     scored = summary[(summary["status"] == "ok") & (summary["category"] != "total")]["value"].dropna()
     assert len(scored) > 0 and scored.between(0, 1).all()
+    truth = pd.read_csv(tmp_path / "results" / "truth_summary.csv")
+    assert set(truth["method"]) == {"unintegrated", "combat"}  # harmony returns no expression
+    assert truth.loc[truth["dataset"] == "tiny", "value"].notna().any()
+    assert (truth.loc[truth["method"] == "combat", "status"] == "failed: MemoryError: out of memory").all()
 
 
 def test_unknown_config_key_is_refused(tmp_path):

@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from genex_core.preprocessing import TARGET_SUM, log_normalize
+from workflow_scripts.controls import run_shuffled, run_truth
 
 N_HVG = 2000  # scIB's and scVI's usual number of highly variable genes
 N_COMPS = 30  # PCs of the shared embedding (Harmony's input, the unintegrated control)
@@ -285,5 +286,9 @@ METHODS: dict[str, Callable[..., MethodResult]] = {
     "combat": run_combat,
     "scanorama": run_scanorama,
     "genex": run_genex,
+    # controls: run_unintegrated on altered counts (controls.py), run like the methods
+    "truth": run_truth,
+    "shuffled": run_shuffled,
 }
-EXPRESSION_METHODS = frozenset({"unintegrated", "scvi", "combat", "scanorama", "genex"})
+EXPRESSION_METHODS = frozenset({"unintegrated", "scvi", "combat", "scanorama", "genex", "truth", "shuffled"})
+CONTROLS = frozenset({"truth", "shuffled", "unintegrated"})

@@ -46,6 +46,7 @@ from threadpoolctl import threadpool_limits
 from genex_core.preprocessing import log_normalize
 from workflow_scripts.contract import DATASET_UNS
 from workflow_scripts.integrate import CORRECTED, EMBEDDING
+from workflow_scripts.methods import CONTROLS
 
 N_NEIGHBORS = 15  # scib's graph metrics build a 15-NN graph (scib.metrics.lisi.recompute_knn)
 KBET_NEIGHBORS = 50  # scib's kBET builds a 50-NN graph (scib.metrics.kBET), as does scib-metrics' Benchmarker
@@ -302,10 +303,12 @@ def add_totals(table: pd.DataFrame) -> pd.DataFrame:
     ``scaling="minmax"`` first min-max scales each metric across the methods of a (dataset,
     representation) — NaN where fewer than two methods have it (min-max over one method is
     meaningless) or all score the same (it ranks nothing), so such a metric drops out of the mean.
+    Controls get raw totals only: they bracket the methods and are not ranked among them.
     """
     keys = ["dataset", "method", "representation"]
     metrics = table[table["category"].isin(["batch", "bio"])]
-    scaled = metrics.assign(value=metrics.groupby(["dataset", "representation", "metric"])["value"].transform(_minmax))
+    methods = metrics[~metrics["method"].isin(CONTROLS)]  # controls are never ranked: no min-max
+    scaled = methods.assign(value=methods.groupby(["dataset", "representation", "metric"])["value"].transform(_minmax))
     totals = []
     for scaling, rows in (("raw", metrics), ("minmax", scaled)):
         scores = rows.groupby(keys + ["category"])["value"].mean().unstack("category")
@@ -318,6 +321,13 @@ def add_totals(table: pd.DataFrame) -> pd.DataFrame:
     status = metrics.groupby(keys)["status"].first().rename("status").reset_index()
     totals = totals.merge(status, on=keys, how="left").assign(note="")
     return pd.concat([table, totals[COLUMNS]], ignore_index=True)
+
+
+def mark_controls(table: pd.DataFrame) -> pd.DataFrame:
+    """Add a ``role`` column after ``method``: ``control`` for the controls, else ``method``."""
+    table = table.copy()
+    table.insert(table.columns.get_loc("method") + 1, "role", np.where(table["method"].isin(CONTROLS), "control", "method"))
+    return table
 
 
 def failure_rows(dataset: str, failures: Mapping[str, str]) -> pd.DataFrame:
@@ -364,7 +374,7 @@ def collect(score_csvs: Iterable[str | Path], failures: Mapping[str, str], outpu
     both = set(scored["method"]) & set(failures)
     if both:
         raise ValueError(f"methods {sorted(both)} have scores and a failure record; remove the stale one")
-    table = add_totals(pd.concat(tables + ([failure_rows(dataset, failures)] if failures else []), ignore_index=True))
+    table = mark_controls(add_totals(pd.concat(tables + ([failure_rows(dataset, failures)] if failures else []), ignore_index=True)))
     Path(output_csv).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(output_csv, index=False)
     return table
