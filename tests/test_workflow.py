@@ -8,7 +8,6 @@ from pathlib import Path
 
 import anndata as ad
 import pandas as pd
-import pytest
 import yaml
 
 from workflow_scripts.contract import validate_dataset

@@ -19,7 +19,6 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
