@@ -347,6 +347,23 @@ def read_failures(paths: Iterable[str | Path]) -> dict[str, str]:
     return {r["method"]: r["reason"] for r in records}
 
 
+def read_score_table(path: str | Path) -> pd.DataFrame:
+    """A score table as written: empty notes stay empty strings, only ``value`` holds NaN."""
+    return pd.read_csv(path, keep_default_na=False, na_values={"value": ["", "NaN", "nan"]})
+
+
+def run_score_rule(smk, score_to_csv: Callable, collect: Callable, **score_args) -> None:
+    """The Snakemake entry of a score module (this one, ``truth_scores``): ``params.step``
+    "score" scores one method's output, "collect" gathers a dataset's tables and failures."""
+    from workflow_scripts.rule_log import log_to_file
+
+    with log_to_file(smk.log[0]):
+        if smk.params.step == "score":
+            score_to_csv(smk.input.data, smk.input.integrated, smk.output[0], **score_args)
+        else:
+            collect(smk.input.scores, read_failures(smk.input.failures), smk.output[0], smk.params.dataset)
+
+
 def score_to_csv(data_path: str | Path, integrated_path: str | Path, output_csv: str | Path, threads: int = 1) -> pd.DataFrame:
     """Rule entry point: score one integrated file against its dataset and write the table."""
     data = ad.read_h5ad(data_path)
@@ -364,7 +381,7 @@ def collect(score_csvs: Iterable[str | Path], failures: Mapping[str, str], outpu
     :func:`read_failures`); such a method gets NaN rows with ``status="failed: <reason>"`` rather
     than vanishing from the table.
     """
-    tables = [pd.read_csv(p, keep_default_na=False, na_values={"value": ["", "NaN", "nan"]}) for p in score_csvs]
+    tables = [read_score_table(p) for p in score_csvs]
     if not tables and not failures:
         raise ValueError(f"nothing to collect for '{dataset}': no score tables and no failures")
     scored = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COLUMNS)
@@ -381,11 +398,4 @@ def collect(score_csvs: Iterable[str | Path], failures: Mapping[str, str], outpu
 
 
 if __name__ == "__main__":
-    from workflow_scripts.rule_log import log_to_file
-
-    smk = snakemake  # noqa: F821 (injected by Snakemake's script: directive)
-    with log_to_file(smk.log[0]):
-        if smk.params.step == "score":
-            score_to_csv(smk.input.data, smk.input.integrated, smk.output[0], smk.threads)
-        else:
-            collect(smk.input.scores, read_failures(smk.input.failures), smk.output[0], smk.params.dataset)
+    run_score_rule(snakemake, score_to_csv, collect, threads=snakemake.threads)  # noqa: F821 (injected by Snakemake)

@@ -33,7 +33,7 @@ from genex_core.preprocessing import log_normalize
 from workflow_scripts.contract import DATASET_UNS, TRUTH_MEANS
 from workflow_scripts.integrate import CORRECTED, METHOD_UNS
 from workflow_scripts.methods import EXPRESSION_METHODS
-from workflow_scripts.scib_scores import COLUMNS, OK, mark_controls, read_failures
+from workflow_scripts.scib_scores import COLUMNS, OK, mark_controls, read_score_table, run_score_rule
 
 REPRESENTATION = "corrected"
 NO_TRUTH = "not applicable: no batch-free truth"
@@ -135,8 +135,8 @@ def score_to_csv(data_path: str | Path, integrated_path: str | Path, output_csv:
 
 def collect(score_csvs: Iterable[str | Path], failures: Mapping[str, str], output_csv: str | Path, dataset: str) -> pd.DataFrame:
     """Rule entry point: one dataset's per-method tables plus NaN rows for failed expression
-    methods (``failures`` as :func:`workflow_scripts.scib_scores.read_failures` returns it)."""
-    tables = [pd.read_csv(p, keep_default_na=False, na_values={"value": ["", "NaN", "nan"]}) for p in score_csvs]
+    methods (``failures``: {method: reason}, from the failure records)."""
+    tables = [read_score_table(p) for p in score_csvs]
     table = mark_controls(pd.concat([*tables, failure_rows(dataset, failures)], ignore_index=True))
     Path(output_csv).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(output_csv, index=False)
@@ -144,11 +144,4 @@ def collect(score_csvs: Iterable[str | Path], failures: Mapping[str, str], outpu
 
 
 if __name__ == "__main__":
-    from workflow_scripts.rule_log import log_to_file
-
-    smk = snakemake  # noqa: F821 (injected by Snakemake's script: directive)
-    with log_to_file(smk.log[0]):
-        if smk.params.step == "score":
-            score_to_csv(smk.input.data, smk.input.integrated, smk.output[0])
-        else:
-            collect(smk.input.scores, read_failures(smk.input.failures), smk.output[0], smk.params.dataset)
+    run_score_rule(snakemake, score_to_csv, collect)  # noqa: F821 (injected by Snakemake)
