@@ -16,6 +16,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/integrate.smk"
 include: "rules/score.smk"
+include: "rules/de.smk"
 
 
 rule all:

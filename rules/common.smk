@@ -37,6 +37,11 @@ def all_targets():
 
 
 METHODS = list(config["methods"])
+RAW_DE_WORKFLOWS = list(config["de"])  # DE on the raw counts (workflow_scripts/de.py)
+
+
+wildcard_constraints:
+    method="|".join(METHODS),
 
 
 def integrated_output(dataset, method):

@@ -99,7 +99,7 @@ rule collect_expression:
 
 rule truth_summary:
     input:
-        expand("results/{dataset}/scores/expression.csv", dataset=DATASETS),
+        expand("results/{dataset}/scores/{table}.csv", dataset=DATASETS, table=["expression", "de"]),
     output:
         "results/truth_summary.csv",
     log:

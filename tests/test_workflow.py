@@ -38,7 +38,8 @@ def test_lint_is_clean():
 def test_default_config_dry_run(tmp_path):
     run = snakemake("--dry-run", "--cores", "2", "--configfile", str(REPO / "config" / "config.yaml"), "--directory", str(tmp_path))
     assert run.returncode == 0, run.stderr
-    for job in ("dataset", "integrate_genex", "integrate_scvi", "integrate_truth", "score_scib", "score_expression", "truth_summary"):
+    jobs = ("dataset", "integrate_genex", "integrate_scvi", "integrate_truth", "score_scib", "score_expression", "de_wilcoxon", "de_raw_counts", "truth_summary")
+    for job in jobs:
         assert f"rule {job}:" in run.stdout or f"localrule {job}:" in run.stdout, job
 
 
@@ -77,6 +78,11 @@ def test_tiny_config_runs_end_to_end(tmp_path):
     assert set(truth["method"]) == {"unintegrated", "combat"}  # harmony returns no expression
     assert truth.loc[truth["dataset"] == "tiny", "value"].notna().any()
     assert (truth.loc[truth["method"] == "combat", "status"] == "failed: MemoryError: out of memory").all()
+    de = truth[truth["metric"] == "auprc"].set_index(["dataset", "method", "representation", "category"])["value"]
+    assert de["tiny", "unintegrated", "ols_batch", "cell_type_pair"] > 0.5
+    assert de["tiny", "unintegrated", "wilcoxon", "covariate:condition"] > 0.5
+    genes = pd.read_csv(tmp_path / "results" / "tiny" / "de" / "wilcoxon" / "unintegrated.csv.gz")
+    assert genes["is_true"].any() and len(genes) % 200 == 0
 
 
 def test_unknown_config_key_is_refused(tmp_path):

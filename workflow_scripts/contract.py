@@ -72,8 +72,9 @@ def to_contract(
 ) -> ad.AnnData:
     """Validate ``adata`` and return it in the contract's storage form.
 
-    X becomes CSR float32, the keyed obs columns categorical, names strings; the keys and
-    provenance are recorded in ``uns["dataset"]`` so later stages read them from the file.
+    X becomes CSR float32, the keyed obs columns categorical (keeping a categorical's order),
+    names strings; the keys and provenance are recorded in ``uns["dataset"]`` so later stages
+    read them from the file.
     """
     adata = adata.copy() if adata.is_view else adata
     adata.obs_names = adata.obs_names.astype(str)
@@ -85,7 +86,9 @@ def to_contract(
     if TRUTH_MEANS in adata.layers:
         adata.layers[TRUTH_MEANS] = np.asarray(adata.layers[TRUTH_MEANS].toarray() if sp.issparse(adata.layers[TRUTH_MEANS]) else adata.layers[TRUTH_MEANS], dtype=np.float32)
     for key in (batch_key, label_key, *covariates):
-        adata.obs[key] = pd.Categorical(adata.obs[key].astype(str))
+        column = adata.obs[key]  # a categorical keeps its order: a covariate's first level is its reference
+        order = [str(c) for c in column.cat.categories] if isinstance(column.dtype, pd.CategoricalDtype) else None
+        adata.obs[key] = pd.Categorical(column.astype(str), categories=order).remove_unused_categories()
     adata.uns[DATASET_UNS] = {
         "name": dataset,
         "batch_key": batch_key,

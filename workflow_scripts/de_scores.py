@@ -1,0 +1,186 @@
+"""DE rankings and calls of every method and workflow scored against the simulated DE genes.
+
+Truth, from the simulator's gene factors in ``var`` (a gene is DE when its factor differs):
+
+- cell type ``a`` against ``b``: ``de_factor_a != de_factor_b``; ``a`` against the rest: its
+  factor differs from that of any other cell type;
+- covariate level ``L`` against the reference within cell type ``t``: ``<cov>_factor_L__t``
+  (a cell-type-specific effect) or ``<cov>_factor_L`` (a global one) differs from the
+  reference level's.
+
+Metrics per comparison, then the mean over the comparisons of a category
+(``cell_type_vs_rest``, ``cell_type_pair``, ``covariate:<name>``), with
+``representation`` = the DE workflow (:mod:`workflow_scripts.de`):
+
+``auroc``, ``auprc``
+    threshold-free, of ``score`` against the true genes (sklearn).
+``f1``
+    of the workflow's own significance calls (both directions).
+``f1_paper``
+    the GENEX paper's protocol (Wilcoxon, cell type vs rest, up-regulated genes only).
+``false_discoveries``
+    significant genes that are not DE, per comparison. On a covariate without simulated
+    effect (a null) every call is false and the ranking metrics are undefined (NaN, noted).
+
+A dataset without simulated factors gets NaN rows saying so, never zeros.
+"""
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+
+from workflow_scripts.contract import DATASET_UNS
+from workflow_scripts.de import REST, Comparison, run_workflow
+from workflow_scripts.methods import EXPRESSION_METHODS
+from workflow_scripts.scib_scores import COLUMNS, OK, mark_controls, read_score_table
+
+KEYS = ["covariate", "level", "reference", "cell_type"]
+METRICS = ("auroc", "auprc", "f1", "f1_paper", "false_discoveries")
+NO_TRUTH = "not applicable: no simulated DE factors"
+NULL = "not applicable: null, no simulated effect"
+
+
+def _factor_columns(var: pd.DataFrame, comp: Comparison, label_key: str) -> tuple[list[str], list[str]] | None:
+    """The factor columns of the compared level and of its reference(s), or None if absent."""
+    if comp.covariate == label_key:
+        first = [f"de_factor_{comp.level}"]
+        if comp.reference == REST:
+            second = [c for c in var.columns if c.startswith("de_factor_") and c != first[0]]
+        else:
+            second = [f"de_factor_{comp.reference}"]
+    else:
+
+        def column(level):
+            specific = f"{comp.covariate}_factor_{level}__{comp.cell_type}"
+            return specific if specific in var.columns else f"{comp.covariate}_factor_{level}"
+
+        first, second = [column(comp.level)], [column(comp.reference)]
+    columns = first + second
+    return (first, second) if second and all(c in var.columns for c in columns) else None
+
+
+def true_genes(var: pd.DataFrame, comp: Comparison, label_key: str) -> np.ndarray | None:
+    """Boolean per gene: DE in this comparison by the simulation; None without factors."""
+    columns = _factor_columns(var, comp, label_key)
+    if columns is None:
+        return None
+    first, second = columns
+    return (var[second].to_numpy() != var[first].to_numpy()).any(axis=1)
+
+
+def add_truth(genes: pd.DataFrame, var: pd.DataFrame, label_key: str) -> pd.DataFrame:
+    """``genes`` (a :mod:`workflow_scripts.de` table) with ``is_true`` per row (NaN without truth)."""
+    is_true = np.full(len(genes), np.nan)
+    for key, rows in genes.groupby(KEYS, sort=False).indices.items():
+        truth = true_genes(var, Comparison(*key), label_key)
+        if truth is not None:
+            is_true[rows] = pd.Series(truth, index=var.index.astype(str)).reindex(genes["gene"].iloc[rows]).to_numpy()
+    return genes.assign(is_true=is_true)
+
+
+def category(comp_covariate: str, reference: str, label_key: str) -> str:
+    if comp_covariate != label_key:
+        return f"covariate:{comp_covariate}"
+    return "cell_type_vs_rest" if reference == REST else "cell_type_pair"
+
+
+def _comparison_metrics(rows: pd.DataFrame) -> dict[str, float]:
+    truth = rows["is_true"].to_numpy()
+    if np.isnan(truth).any():
+        return dict.fromkeys(METRICS, np.nan)
+    truth = truth.astype(bool)
+    called = rows["significant"].to_numpy(dtype=bool)
+    values = dict.fromkeys(METRICS, np.nan)
+    values["false_discoveries"] = float((called & ~truth).sum())
+    if truth.any() and not truth.all():
+        values["auroc"] = roc_auc_score(truth, rows["score"])
+        values["auprc"] = average_precision_score(truth, rows["score"])
+        values["f1"] = f1_score(truth, called)
+        paper = rows["significant_paper"].to_numpy()
+        if not np.isnan(paper).any():
+            values["f1_paper"] = f1_score(truth, paper.astype(bool))
+    return values
+
+
+def de_scores(genes: pd.DataFrame, label_key: str) -> pd.DataFrame:
+    """The score table (``COLUMNS``) of a gene table with ``is_true``: per category and metric,
+    the mean over its comparisons where the metric is defined (the note says how many)."""
+    if genes.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    dataset, method, workflow = genes[["dataset", "method", "workflow"]].iloc[0]
+    per_comparison = []
+    for key, rows in genes.groupby(KEYS, sort=False):
+        per_comparison.append({"category": category(key[0], key[2], label_key), **_comparison_metrics(rows)})
+    per_comparison = pd.DataFrame(per_comparison)
+    no_truth = genes["is_true"].isna().all()
+    rows = []
+    for cat, table in per_comparison.groupby("category", sort=False):
+        null = not no_truth and all(table[m].isna().all() for m in ("auroc", "auprc"))
+        for metric in METRICS:
+            defined = table[metric].dropna()
+            if metric == "f1_paper" and (workflow != "wilcoxon" or cat != "cell_type_vs_rest"):
+                continue
+            if defined.empty:
+                note = NO_TRUTH if no_truth else NULL if null else "not applicable"
+                rows.append((dataset, method, workflow, cat, metric, "raw", np.nan, note, OK))
+            else:
+                note = f"mean of {defined.size} of {len(table)} comparisons"
+                rows.append((dataset, method, workflow, cat, metric, "raw", float(defined.mean()), note, OK))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def failure_rows(dataset: str, failures: Mapping[str, str]) -> pd.DataFrame:
+    """NaN rows for expression methods that failed, so they stay in the DE table."""
+    rows = [
+        (dataset, method, "wilcoxon", "all", metric, "raw", np.nan, "", f"failed: {reason}")
+        for method, reason in failures.items()
+        if method in EXPRESSION_METHODS
+        for metric in METRICS
+    ]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def de_to_csv(
+    workflow: str, data_path, integrated_path, genes_csv, scores_csv, *, seed: int = 0, threads: int = 1, params: dict | None = None
+) -> pd.DataFrame:
+    """Rule entry point: run one DE workflow, write its per-gene table (with ``is_true``) and
+    its scores against the truth."""
+    data = ad.read_h5ad(data_path)
+    integrated = ad.read_h5ad(integrated_path) if integrated_path else None
+    label_key = data.uns[DATASET_UNS]["label_key"]
+    genes = add_truth(run_workflow(workflow, data, integrated, seed=seed, threads=threads, **(params or {})), data.var, label_key)
+    scores = de_scores(genes, label_key)
+    for path, table in ((genes_csv, genes), (scores_csv, scores)):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(path, index=False)
+    return scores
+
+
+def collect(score_csvs: Iterable[str | Path], failures: Mapping[str, str], output_csv: str | Path, dataset: str) -> pd.DataFrame:
+    """Rule entry point: one dataset's DE tables plus failed methods' rows."""
+    tables = [read_score_table(p) for p in score_csvs]
+    table = mark_controls(pd.concat([*tables, failure_rows(dataset, failures)], ignore_index=True))
+    # DE workflows on the raw counts are rivals of DE on corrected values, not the control
+    table.loc[table["representation"] != "wilcoxon", "role"] = "method"
+    Path(output_csv).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(output_csv, index=False)
+    return table
+
+
+if __name__ == "__main__":
+    from workflow_scripts.rule_log import log_to_file
+    from workflow_scripts.scib_scores import read_failures
+
+    smk = snakemake  # noqa: F821 (injected by Snakemake's script: directive)
+    with log_to_file(smk.log[0]):
+        if smk.params.step == "collect":
+            collect([*smk.input.scores, *smk.input.raw], read_failures(smk.input.failures), smk.output[0], smk.params.dataset)
+        else:
+            de_to_csv(
+                smk.params.workflow, smk.input.data, smk.input.get("integrated"), smk.output.genes, smk.output.scores,
+                seed=smk.params.seed, threads=smk.threads, params=smk.params.params,
+            )  # fmt: skip
