@@ -48,6 +48,10 @@ def integrated_output(dataset, method):
     return f"results/{dataset}/integrated/{method}.h5ad"
 
 
+def genex_model(dataset):
+    return f"results/{dataset}/integrated/genex_model"
+
+
 def failure_record(dataset, method):
     """Written by workflow_scripts/integrate.py when a method fails (the rule fails too)."""
     return f"results/{dataset}/integrated/{method}.failed.json"

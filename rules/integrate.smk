@@ -15,7 +15,9 @@ for method in METHODS:
         input:
             data="results/{dataset}/data.h5ad",
         output:
-            integrated_output("{dataset}", method),
+            integrated=integrated_output("{dataset}", method),
+            # GENEX's trained model, which its explanations read (genex_core.GENEX.load)
+            **({"model": directory(genex_model("{dataset}"))} if method == "genex" else {}),
         params:
             method=method,
             params=config["methods"][method],

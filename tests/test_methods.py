@@ -7,6 +7,7 @@ import anndata as ad
 import numpy as np
 import pytest
 
+from genex_core import GENEX
 from genex_core.preprocessing import log_normalize
 from workflow_scripts import integrate as integrate_module
 from workflow_scripts.contract import to_contract
@@ -167,11 +168,19 @@ def test_unknown_method_and_parameter_are_clear_errors(data_path, tmp_path):
 
 @pytest.mark.parametrize("mode", ["label-conditioned", "label-free"])
 def test_genex_records_its_mode(mode, data_path, tmp_path):
-    out = integrate(data_path, "genex", tmp_path / "genex.h5ad", {"mode": mode, "max_epochs": 2}, seed=0, threads=1)
+    model_dir = tmp_path / "genex_model"
+    out = integrate(data_path, "genex", tmp_path / "genex.h5ad", {"mode": mode, "max_epochs": 2}, seed=0, threads=1, model_dir=model_dir)
     params = out.uns["method"]["params"]
     assert params["mode"] == mode
     assert params["setup_args"].get("label_key") == ("cell_type" if mode == "label-conditioned" else None)
     assert out.layers["corrected"].shape == (out.n_obs, out.n_vars)
+    reloaded = GENEX.load(model_dir, ad.read_h5ad(data_path))  # what the explanations read
+    np.testing.assert_allclose(reloaded.get_corrected_expression(), out.layers["corrected"], rtol=1e-5, atol=1e-5)
+
+
+def test_a_model_is_saved_only_by_methods_that_return_one(data_path, tmp_path):
+    with pytest.raises(RuntimeError, match="returned no model"):
+        integrate(data_path, "unintegrated", tmp_path / "u.h5ad", {}, seed=0, threads=1, model_dir=tmp_path / "m")
 
 
 def test_genex_refuses_an_unknown_mode(shuffled):

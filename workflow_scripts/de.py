@@ -167,12 +167,14 @@ def ols_t_tests(y: np.ndarray, design: np.ndarray, column: int) -> tuple[np.ndar
 
 
 def ols_batch(lognorm: np.ndarray, obs: pd.DataFrame, genes, batch_key: str, label_key: str, comps: list[Comparison]) -> list[pd.DataFrame]:
-    """Per-gene linear model with batch as a covariate (see the module docstring)."""
+    """Per-gene linear model with batch as a covariate (see the module docstring); a
+    comparison of batches is adjusted for the cell type instead."""
     tables = []
     for comp in comps:
         first, second = comp.masks(obs, label_key)
         cells = first | second
-        batches = pd.get_dummies(obs[batch_key].astype(str)[cells]).to_numpy(dtype=float)
+        nuisance = label_key if comp.covariate == batch_key else batch_key
+        batches = pd.get_dummies(obs[nuisance].astype(str)[cells]).to_numpy(dtype=float)
         design = np.column_stack([np.ones(cells.sum()), first[cells].astype(float), batches[:, 1:]])
         y = lognorm[cells]
         t, p = ols_t_tests(y, design, column=1)

@@ -37,9 +37,16 @@ def _peak_memory_mb() -> float:
 
 
 def integrate(
-    data_path: str | Path, method: str, output_path: str | Path, params: dict | None, seed: int, threads: int
+    data_path: str | Path,
+    method: str,
+    output_path: str | Path,
+    params: dict | None,
+    seed: int,
+    threads: int,
+    model_dir: str | Path | None = None,
 ) -> ad.AnnData:
-    """Run ``method`` on the dataset at ``data_path`` and write its output to ``output_path``.
+    """Run ``method`` on the dataset at ``data_path`` and write its output to ``output_path``
+    (and its trained model to ``model_dir``, for a method that returns one).
 
     ``uns["method"]["peak_memory_mb"]`` is the process's peak resident memory when the method
     ends: it includes the interpreter, the libraries the method imports (torch for scVI) and the
@@ -78,6 +85,10 @@ def integrate(
             "peak_memory_mb": _peak_memory_mb(),
             "returns_expression": method in EXPRESSION_METHODS,
         }
+        if model_dir is not None:
+            if result.model is None:
+                raise RuntimeError(f"{method} returned no model to save in {model_dir}")
+            result.model.save(model_dir, overwrite=True)
         write_h5ad_atomic(out, output_path)
     except Exception as err:
         reason = f"{type(err).__name__}: {err}"
@@ -95,4 +106,5 @@ if __name__ == "__main__":
 
     smk = snakemake  # noqa: F821 (injected by Snakemake's script: directive)
     with log_to_file(smk.log[0]):
-        integrate(smk.input.data, smk.params.method, smk.output[0], smk.params.params, smk.params.seed, smk.threads)
+        model_dir = smk.output.get("model")
+        integrate(smk.input.data, smk.params.method, smk.output.integrated, smk.params.params, smk.params.seed, smk.threads, model_dir)

@@ -45,12 +45,16 @@ class MethodResult:
         The parameters the method ran with, defaults resolved (JSON-able, no None).
     version
         Version of the library that did the integration.
+    model
+        The trained model, for methods whose model later stages use (GENEX's explanations);
+        it must have ``save(dir_path, overwrite=...)``.
     """
 
     embedding: np.ndarray
     corrected: np.ndarray | sp.spmatrix | None
     params: dict
     version: str
+    model: object | None = None
 
 
 @dataclass(frozen=True)
@@ -267,7 +271,8 @@ def run_genex(adata, batch_key, label_key, *, seed, threads, mode="label-conditi
         model.train(seed=seed, device=device, progress=False, **train_args)
         embedding = model.get_latent_representation()
         corrected = model.get_corrected_expression()
-    return MethodResult(embedding=embedding, corrected=corrected, params=_json_safe(model.info), version=_version("genex-benchmark"))
+    info = _json_safe(model.info)
+    return MethodResult(embedding=embedding, corrected=corrected, params=info, version=_version("genex-benchmark"), model=model)
 
 
 def _json_safe(value):
