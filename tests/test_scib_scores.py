@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from workflow_scripts import scib_scores
 from workflow_scripts.contract import to_contract
 from workflow_scripts.integrate import integrate
 from workflow_scripts.methods import CONTROLS, EXPRESSION_METHODS, run_unintegrated
@@ -88,6 +89,14 @@ def test_no_isolated_label_is_nan_with_a_note(tiny_adata):
     rep = representation(embedding, data.obs, "batch", "cell_type", _baseline(data, "batch"))
     value, note = _evaluate("isolated_label_f1", rep)
     assert np.isnan(value) and note == "no isolated label: every label is in all 2 batches"
+
+
+def test_rounding_above_one_is_clipped_but_a_real_overflow_is_an_error(monkeypatch):
+    monkeypatch.setitem(scib_scores.METRICS, "nmi", lambda rep: 1.0000000000000002)  # seen from scib's NMI
+    assert _evaluate("nmi", None) == (1.0, "")
+    monkeypatch.setitem(scib_scores.METRICS, "nmi", lambda rep: 1.01)
+    with pytest.raises(ValueError, match="outside"):
+        _evaluate("nmi", None)
 
 
 def test_failed_method_is_reported_not_dropped(table, collected_csv):

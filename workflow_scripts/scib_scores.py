@@ -53,6 +53,7 @@ KBET_NEIGHBORS = 50  # scib's kBET builds a 50-NN graph (scib.metrics.kBET), as 
 N_PCS = 50  # PCs of corrected expression and of the PCR baseline (scib's pcr_comparison default)
 BATCH_WEIGHT, BIO_WEIGHT = 0.4, 0.6  # scIB's overall score
 CLUSTER_KEY = "nmi_leiden"
+ROUNDING = 1e-9  # floating-point slack of a score in [0, 1]
 COLUMNS = ["dataset", "method", "representation", "category", "metric", "scaling", "value", "note", "status"]
 OK = "ok"
 
@@ -242,8 +243,9 @@ def _evaluate(name: str, rep: Representation) -> tuple[float, str]:
         return np.nan, str(reason)
     if np.isnan(value):
         return value, "the library returned NaN on these data"
-    if not 0 <= value <= 1:
+    if not -ROUNDING <= value <= 1 + ROUNDING:
         raise ValueError(f"metric {name} = {value}, outside [0, 1]")
+    value = min(max(value, 0.0), 1.0)  # NMI of identical partitions can come out as 1 + 2e-16
     return value, ""
 
 
