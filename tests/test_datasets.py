@@ -105,6 +105,23 @@ def test_simulated_entry_records_its_covariates(tiny_params, tmp_path):
     assert a.uns["dataset"]["covariates"] == ["sex"] and a.uns["dataset"]["source"] == "simulate"
 
 
+def test_simulated_covariate_keeps_its_level_order(tiny_params):
+    tiny_params["covariates"] = [{"name": "condition", "levels": ["control", "case"]}]
+    a = load_dataset("sim", {"simulate": tiny_params})
+    assert list(a.obs["condition"].cat.categories) == ["control", "case"]  # the reference first
+
+
+def test_filter_drops_poor_cells_then_rare_genes_with_their_truth(tiny_params):
+    tiny_params["dropout_type"] = "experiment"  # zeros, so that the filter has work
+    plain = load_dataset("sim", {"simulate": tiny_params})
+    detected = np.asarray((plain.X > 0).sum(axis=1)).ravel()
+    min_genes = int(np.quantile(detected, 0.2))
+    a = load_dataset("sim", {"simulate": tiny_params, "filter": {"min_genes": min_genes, "min_cells": 30}})
+    assert a.n_obs == (detected >= min_genes).sum() and 0 < a.n_vars < plain.n_vars
+    assert (np.asarray((a.X > 0).sum(axis=0)).ravel() >= 30).all()
+    assert a.layers["batchfree_means"].shape == a.shape and a.var.columns.equals(plain.var.columns)
+
+
 def test_failed_import_leaves_no_output(adata, tmp_path):
     src = tmp_path / "bad.h5ad"
     _break(adata, "one batch").write_h5ad(src)

@@ -9,6 +9,7 @@ from pathlib import Path
 import anndata as ad
 import numpy as np
 import pandas as pd
+import scanpy as sc
 import scipy.io
 import scipy.sparse as sp
 
@@ -73,7 +74,19 @@ def load_dataset(name: str, spec: dict, threads: int = 1) -> ad.AnnData:
         source = str(spec["splatter_dir"])
     else:
         raise DatasetError(name, "config", "names no source", "Give one of `simulate`, `h5ad` or `splatter_dir`.")
+    if "filter" in spec:
+        adata = filter_cells_and_genes(adata, **spec["filter"])
     return to_contract(adata, name, source=source, **keys)
+
+
+def filter_cells_and_genes(adata: ad.AnnData, min_genes: int = 0, min_cells: int = 0) -> ad.AnnData:
+    """scanpy's usual QC filter, as the GENEX paper ran it (``min_genes=200, min_cells=3``):
+    cells with fewer than ``min_genes`` detected genes go first, then genes detected in fewer
+    than ``min_cells`` of the remaining cells. Truth layers and gene factors follow."""
+    cells, _ = sc.pp.filter_cells(adata, min_genes=min_genes, inplace=False)
+    adata = adata[cells]
+    genes, _ = sc.pp.filter_genes(adata, min_cells=min_cells, inplace=False)
+    return adata[:, genes].copy()
 
 
 def write_h5ad_atomic(adata: ad.AnnData, path: str | Path) -> None:
