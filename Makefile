@@ -24,6 +24,7 @@ benchmark: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --keep-going || { \
 	  echo "Some jobs failed (see above); building the tables with those methods marked as failed."; \
 	  $(BIN)/snakemake --cores $(CORES) --keep-going --config report_failures=True; }
+	@echo "Report: $(CURDIR)/results/report.html"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -17,6 +17,8 @@ include: "rules/data.smk"
 include: "rules/integrate.smk"
 include: "rules/score.smk"
 include: "rules/de.smk"
+include: "rules/report.smk"
+include: "rules/explain.smk"
 
 
 rule all:

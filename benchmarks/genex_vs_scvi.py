@@ -33,8 +33,8 @@ CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 
 
 def default_simulation() -> dict:
-    """The default benchmark's simulation (``datasets: splat`` of config/config.yaml)."""
-    return yaml.safe_load(CONFIG.read_text())["datasets"]["splat"]["simulate"]
+    """The default benchmark's balanced scenario (``datasets: balanced`` of config/config.yaml)."""
+    return yaml.safe_load(CONFIG.read_text())["datasets"]["balanced"]["simulate"]
 
 
 def knn_accuracy(X: np.ndarray, labels: np.ndarray, n_pcs: int | None = 30) -> float:

@@ -15,6 +15,7 @@ from typing import Literal
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
@@ -340,6 +341,82 @@ class GENEX:
         """
         encode, codes_of = self.module.generator.encode, self.module.neutral_codes
         return self._infer(adata, batch_size, self.module_args["latent"], lambda x, c: encode(self._neutral(x, c), codes_of(c)))
+
+    def explain(
+        self,
+        covariate: str | None = None,
+        per: Literal["cell_type"] | None = "cell_type",
+        method: Literal["translation", "ig_neutral", "ig_zero", "smoothgrad"] = "translation",
+        adata: ad.AnnData | None = None,
+        n_steps: int = 20,
+        batch_size: int = 128,
+        alpha: float = 0.05,
+        seed: int = 0,
+        store: bool = False,
+    ) -> pd.DataFrame:
+        """Genes tied to each level of each covariate: scored and ranked by the model, tested
+        on the data. The statistic, the test and the measurements behind the defaults are in
+        :mod:`genex_core.explain`.
+
+        Parameters
+        ----------
+        covariate
+            The batch key, the label key or a covariate key; ``None``: all of them.
+        per
+            ``"cell_type"``: also score each level within each cell type (not for the label
+            itself); ``None``: overall only (the only choice in label-free mode).
+        method
+            Per-cell values that rank the genes. ``"translation"`` (default; it won on
+            ``benchmarks/explain_variants.py``: mean AUPRC against the simulated truth 0.707,
+            ig_neutral 0.698, smoothgrad 0.685, ig_zero 0.605, and it is ~20x faster than
+            IG): ``x - G(x -> covariate-free code)``, the generator's own estimate of the
+            covariate's shift; ``"ig_neutral"``: captum
+            integrated gradients of the discriminator's classifier head (log-probability of
+            the level) from that translation to the cell; ``"ig_zero"``: the same from zero
+            (the published recipe); ``"smoothgrad"``: the head's SmoothGrad gradient times
+            ``x - G(x -> covariate-free code)``.
+        adata
+            Data to explain (the model's genes and known levels), e.g. a subset of cells to
+            bound the cost; ``None``: the training data.
+        n_steps
+            Integrated-gradient steps (``ig_*``). Published: 50; with captum's Gauss-Legendre
+            steps the scores at 20 steps matched those at 50 (Spearman >= 0.998).
+        batch_size
+            Cells per chunk: memory is bounded by one chunk (times ``n_steps`` for IG), not
+            by the number of cells. Runs on the model's device.
+        alpha
+            FDR level of ``significant``.
+        seed
+            Seeds SmoothGrad's noise (the other methods draw nothing): on the CPU the same
+            call gives an identical table.
+        store
+            Also write into ``adata`` (the model's data if ``None``), replacing earlier
+            results: ``varm["genex_<covariate>"]``, a DataFrame genes x levels of the
+            overall scores; ``uns["genex_explain"]``, the table; ``uns["genex_explain_params"]``,
+            the arguments.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per (covariate, level, cell_type, gene): ``cell_type`` is ``"all"`` for
+            overall scores; ``score`` (``|effect|``) and ``rank`` (1 = most tied to the level,
+            within each covariate, level and cell type); ``effect``, the stratified difference
+            of the method's values between the level's cells and the rest (a log1p-CP10k shift
+            for ``translation``); ``data_effect``, the same on the observed expression;
+            ``pval`` (two-sided, of ``data_effect`` against an empirical null), ``fdr``
+            (Benjamini-Hochberg) and ``significant`` (``fdr <= alpha``).
+
+        Raises
+        ------
+        ValueError
+            An unknown covariate, method or ``per``; ``per`` without labels; data without two
+            levels to compare in any stratum.
+        RuntimeError
+            If the model is not trained.
+        """
+        from genex_core.explain import explain  # imports captum, only when explaining
+
+        return explain(self, covariate, per, method, adata, n_steps, batch_size, alpha, seed, store)
 
     def save(self, dir_path: str | Path, overwrite: bool = False) -> None:
         """Write the weights (``model.pt``) and a JSON registry (set-up, category mappings,

@@ -64,17 +64,20 @@ def test_truth_follows_the_simulated_factors():
             "de_factor_A": [1.0, 2.0, 1.0, 1.0],
             "de_factor_B": [1.0, 2.0, 0.5, 1.0],
             "de_factor_C": [1.0, 1.0, 1.0, 3.0],
-            "cond_factor_ctrl__A": 1.0,
-            "cond_factor_case__A": [1.0, 1.0, 1.0, 2.0],
             "sex_factor_f": 1.0,
             "sex_factor_m": [2.0, 1.0, 1.0, 1.0],
+            "batch_factor_b1__A": [1.0, 1.0, 1.0, 5.0],  # technical: never DE
         }
     )
     assert true_genes(var, Comparison("cell_type", "A", "B"), "cell_type").tolist() == [False, False, True, False]
     assert true_genes(var, Comparison("cell_type", "A", REST), "cell_type").tolist() == [False, True, True, True]
-    assert true_genes(var, Comparison("cond", "case", "ctrl", "A"), "cell_type").tolist() == [False, False, False, True]
     assert true_genes(var, Comparison("sex", "m", "f", "B"), "cell_type").tolist() == [True, False, False, False]
     assert true_genes(var[["de_factor_A"]], Comparison("cell_type", "A", REST), "cell_type") is None
+    # a condition effect in A's case cells (gene 1) is DE within A, and between A and B
+    specific = var.assign(cond_factor_ctrl__A=1.0, cond_factor_case__A=[2.0, 1.0, 1.0, 1.0], cond_factor_ctrl__B=1.0, cond_factor_case__B=1.0)
+    assert true_genes(specific, Comparison("cond", "case", "ctrl", "A"), "cell_type").tolist() == [True, False, False, False]
+    assert true_genes(specific, Comparison("cond", "case", "ctrl", "B"), "cell_type").tolist() == [False, False, False, False]
+    assert true_genes(specific, Comparison("cell_type", "A", "B"), "cell_type").tolist() == [True, False, True, False]
 
 
 def test_truth_control_recovers_de_best_and_shuffled_worst(strong_scores):

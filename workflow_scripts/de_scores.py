@@ -2,8 +2,10 @@
 
 Truth, from the simulator's gene factors in ``var`` (a gene is DE when its factor differs):
 
-- cell type ``a`` against ``b``: ``de_factor_a != de_factor_b``; ``a`` against the rest: its
-  factor differs from that of any other cell type;
+- cell type ``a`` against ``b``: ``de_factor_a != de_factor_b``, or a cell-type-specific
+  covariate effect differs (``<cov>_factor_L__a != <cov>_factor_L__b``: the types differ in
+  the cells of level ``L``; batch factors are technical and never count); ``a`` against the
+  rest: it differs so from any other cell type;
 - covariate level ``L`` against the reference within cell type ``t``: ``<cov>_factor_L__t``
   (a cell-type-specific effect) or ``<cov>_factor_L`` (a global one) differs from the
   reference level's.
@@ -44,32 +46,30 @@ NO_TRUTH = "not applicable: no simulated DE factors"
 NULL = "not applicable: null, no simulated effect"
 
 
-def _factor_columns(var: pd.DataFrame, comp: Comparison, label_key: str) -> tuple[list[str], list[str]] | None:
-    """The factor columns of the compared level and of its reference(s), or None if absent."""
-    if comp.covariate == label_key:
-        first = [f"de_factor_{comp.level}"]
-        if comp.reference == REST:
-            second = [c for c in var.columns if c.startswith("de_factor_") and c != first[0]]
-        else:
-            second = [f"de_factor_{comp.reference}"]
-    else:
-
-        def column(level):
-            specific = f"{comp.covariate}_factor_{level}__{comp.cell_type}"
-            return specific if specific in var.columns else f"{comp.covariate}_factor_{level}"
-
-        first, second = [column(comp.level)], [column(comp.reference)]
-    columns = first + second
-    return (first, second) if second and all(c in var.columns for c in columns) else None
+def _type_factors(var: pd.DataFrame, cell_type: str, effects: list[str]) -> np.ndarray:
+    """Genes x (DE factor, one per cell-type-specific covariate effect) of one cell type; an
+    effect without a column for this type is 1 (none)."""
+    columns = [f"de_factor_{cell_type}", *(f"{effect}__{cell_type}" for effect in effects)]
+    return np.column_stack([var[c].to_numpy() if c in var.columns else np.ones(len(var)) for c in columns])
 
 
 def true_genes(var: pd.DataFrame, comp: Comparison, label_key: str) -> np.ndarray | None:
     """Boolean per gene: DE in this comparison by the simulation; None without factors."""
-    columns = _factor_columns(var, comp, label_key)
-    if columns is None:
-        return None
-    first, second = columns
-    return (var[second].to_numpy() != var[first].to_numpy()).any(axis=1)
+    if comp.covariate == label_key:
+        types = [c.removeprefix("de_factor_") for c in var.columns if c.startswith("de_factor_")]
+        others = [t for t in types if t != comp.level] if comp.reference == REST else [comp.reference]
+        if comp.level not in types or not others or not set(others) <= set(types):
+            return None
+        effects = sorted({c.rsplit("__", 1)[0] for c in var.columns if "_factor_" in c and "__" in c and not c.startswith("batch_factor_")})
+        first = _type_factors(var, comp.level, effects)
+        return np.any([(first != _type_factors(var, t, effects)).any(axis=1) for t in others], axis=0)
+
+    def column(level):
+        specific = f"{comp.covariate}_factor_{level}__{comp.cell_type}"
+        return specific if specific in var.columns else f"{comp.covariate}_factor_{level}"
+
+    first, second = column(comp.level), column(comp.reference)
+    return (var[first] != var[second]).to_numpy() if {first, second} <= set(var.columns) else None
 
 
 def add_truth(genes: pd.DataFrame, var: pd.DataFrame, label_key: str) -> pd.DataFrame:

@@ -1,0 +1,118 @@
+# Stage 3c: the genes tied to each covariate level, from GENEX's trained model and from rival
+# rankings on the raw counts (workflow_scripts/explain_rivals.py) -> results/<dataset>/explain/
+# <method>.csv.gz, scored against the simulated gene effects (workflow_scripts/explain_scores.py).
+
+# Explanation methods and their parameters, in table order ({} = defaults): `genex` (run when
+# GENEX is among the methods) and rivals; the schema's default is GENEX and the cheap rivals.
+EXPLAIN = config["explain"]
+MODEL_RIVALS = [r for r in ("scvi_de", "mrvi") if r in EXPLAIN]  # train a model: threads, scvi-tools
+CHEAP_RIVALS = [r for r in EXPLAIN if r != "genex" and r not in MODEL_RIVALS]
+EXPLAIN_METHODS = (["genex"] if "genex" in EXPLAIN and "genex" in METHODS else []) + [r for r in EXPLAIN if r != "genex"]
+
+
+rule explain_genex:
+    input:
+        data="results/{dataset}/data.h5ad",
+        model=genex_model("{dataset}"),
+    output:
+        "results/{dataset}/explain/genex.csv.gz",
+    params:
+        method="genex",
+        seed=config["seed"],
+        params=EXPLAIN.get("genex", {}),
+    log:
+        "results/logs/{dataset}/explain/genex.log",
+    benchmark:
+        "results/benchmarks/{dataset}/explain/genex.tsv"
+    threads: config["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=1 if config["gpu"] else 0,
+    conda:
+        "../envs/integrate.yaml"
+    script:
+        "../workflow_scripts/explain_rivals.py"
+
+
+rule explain_rivals:
+    input:
+        data="results/{dataset}/data.h5ad",
+    output:
+        "results/{dataset}/explain/{rival}.csv.gz",
+    wildcard_constraints:
+        rival="|".join(CHEAP_RIVALS) or "none",
+    params:
+        method="{rival}",
+        seed=config["seed"],
+        params=lambda wildcards: EXPLAIN[wildcards.rival],
+    log:
+        "results/logs/{dataset}/explain/{rival}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/explain/{rival}.tsv"
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    conda:
+        "../envs/score.yaml"
+    script:
+        "../workflow_scripts/explain_rivals.py"
+
+
+rule explain_rivals_scvi:
+    input:
+        data="results/{dataset}/data.h5ad",
+    output:
+        "results/{dataset}/explain/{rival}.csv.gz",
+    wildcard_constraints:
+        rival="|".join(MODEL_RIVALS) or "none",
+    params:
+        method="{rival}",
+        seed=config["seed"],
+        params=lambda wildcards: EXPLAIN[wildcards.rival],
+    log:
+        "results/logs/{dataset}/explain/{rival}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/explain/{rival}.tsv"
+    threads: config["threads"]
+    resources:
+        mem_mb=16000,
+        runtime=120,
+    conda:
+        "../envs/integrate.yaml"  # scvi-tools
+    script:
+        "../workflow_scripts/explain_rivals.py"
+
+
+rule score_explain:
+    input:
+        data="results/{dataset}/data.h5ad",
+        # GENEX's table, or its failure record when its training failed (see failed_methods)
+        tables=lambda w: [f"results/{w.dataset}/explain/{m}.csv.gz" for m in EXPLAIN_METHODS if m not in failed_methods(w.dataset)],
+        failures=lambda w: [failure_record(w.dataset, m) for m in EXPLAIN_METHODS if m in failed_methods(w.dataset)],
+    output:
+        "results/{dataset}/scores/explain.csv",
+    log:
+        "results/logs/{dataset}/explain/score_explain.log",
+    benchmark:
+        "results/benchmarks/{dataset}/explain/score_explain.tsv"
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    conda:
+        "../envs/score.yaml"
+    script:
+        "../workflow_scripts/explain_scores.py"
+
+
+rule explain_summary:
+    input:
+        expand("results/{dataset}/scores/explain.csv", dataset=DATASETS),
+    output:
+        "results/explain_summary.csv",
+    log:
+        "results/logs/explain_summary.log",
+    conda:
+        "../envs/score.yaml"
+    script:
+        "../workflow_scripts/summary.py"

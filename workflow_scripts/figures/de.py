@@ -1,0 +1,130 @@
+"""Figure 3: recovery of the simulated DE genes.
+
+``de_recovery`` plots AUPRC, F1 and false discoveries of every method and DE workflow per
+dataset from the ``de.csv`` tables, with the truth control's value as a dashed line (what DE
+recovers from data without any batch effect). ``de_pr_curves`` plots precision–recall curves
+of one cell type of one dataset from the per-gene tables.
+"""
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from sklearn.metrics import average_precision_score, precision_recall_curve
+
+from workflow_scripts.figures.common import (
+    dot_panel,
+    entries,
+    footnote,
+    message_axes,
+    panel_rows,
+    read_table,
+    series_legend,
+    style,
+)
+
+ROWS = {"auprc": "AUPRC", "f1": "F1 of the significance calls", "false_discoveries": "false discoveries\nper comparison"}
+PAPER = "f1_paper"  # plotted with F1, as its own series
+KEYS = ["covariate", "level", "reference", "cell_type"]
+
+
+def _series(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the DE table with a ``series`` column: the category, or the paper's protocol."""
+    paper = table["metric"] == PAPER
+    series = table["category"].where(~paper, table["category"] + " (paper protocol)")
+    return table.assign(series=series, metric=table["metric"].where(~paper, "f1"))
+
+
+def draw_recovery(de: list[str]):
+    """AUPRC, F1 and false discoveries (rows) per dataset (columns)."""
+    table = _series(pd.concat([read_table(p) for p in de], ignore_index=True))
+    datasets = list(dict.fromkeys(table["dataset"]))
+    series = sorted(dict.fromkeys(table.loc[table["status"] == "ok", "series"]), key=lambda s: s.endswith("(paper protocol)"))
+    order = list(dict.fromkeys(table["method"]))
+    n_entries = table[["method", "representation"]].drop_duplicates().shape[0]
+    fig, axes = plt.subplots(
+        len(ROWS), len(datasets), figsize=(1.5 + 0.5 * n_entries * len(datasets), 3.8 * len(ROWS)), squeeze=False, sharey="row"
+    )
+    notes = []
+    for r, (metric, name) in enumerate(ROWS.items()):
+        for c, dataset in enumerate(datasets):
+            rows = panel_rows(table, dataset, metric)
+            notes += [f"{dataset}, {metric}, {n}" for n in dot_panel(axes[r, c], rows, series, order=order)]
+            axes[r, c].set_title(dataset if r == 0 else "", fontsize=10)
+        axes[r, 0].set_ylabel(name)
+        if metric != "false_discoveries":
+            axes[r, 0].set_ylim(-0.02, 1.02)
+    series_legend(fig, series, "comparisons")
+    fig.suptitle(
+        "DE recovery: Wilcoxon on each method's corrected values, DE workflows on raw counts (dashed: truth control)",
+        x=0.01,
+        ha="left",
+    )
+    fig.tight_layout()
+    footnote(fig, notes)
+    return fig
+
+
+def _pr_panel(ax, curves: list[tuple[object, pd.DataFrame | None]], title: str) -> None:
+    """Precision–recall curves of one comparison, one per entry; failed entries in the legend."""
+    drawn = False
+    for i, (entry, rows) in enumerate(curves):
+        if rows is None:
+            ax.plot([], [], linestyle="none", label=entry.label.replace("\n", ": "))
+            continue
+        truth = rows["is_true"].to_numpy(dtype=bool)
+        if not truth.any() or truth.all():
+            continue
+        precision, recall, _ = precision_recall_curve(truth, rows["score"])
+        ap = average_precision_score(truth, rows["score"])
+        line = "--" if entry.role == "control" else "-"
+        ax.plot(
+            recall,
+            precision,
+            linestyle=line,
+            markevery=0.1,
+            markersize=4,
+            linewidth=1,
+            label=f"{entry.label} (AP {ap:.2f})",
+            **style(i),
+        )
+        drawn = True
+    if not drawn:
+        message_axes(ax, "no true DE genes in this comparison:\nprecision and recall are undefined")
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title=title)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncols=2)
+
+
+def draw_pr_curves(genes: list[str], scores: str):
+    """PR curves of the first cell type against the rest and within it, of each covariate
+    level against its reference, for every method and workflow of one dataset."""
+    table = read_table(scores)
+    found = entries(table)
+    tables = {}
+    for path in genes:
+        rows = pd.read_csv(path)
+        if not rows.empty:
+            tables[tuple(rows[["method", "workflow"]].iloc[0])] = rows
+    if not tables:
+        fig, ax = plt.subplots(figsize=(5, 3))
+        message_axes(ax, "no per-gene DE tables")
+        return fig
+    any_table = next(iter(tables.values()))
+    vs_rest = any_table[any_table["reference"] == "rest"]
+    cell_type = vs_rest["level"].iloc[0]
+    comparisons = [tuple(vs_rest.loc[vs_rest["level"] == cell_type, KEYS].iloc[0])]
+    within = any_table[any_table["cell_type"] == cell_type].drop_duplicates(["covariate"])
+    comparisons += [tuple(row) for row in within[KEYS].itertuples(index=False)]
+    fig, axes = plt.subplots(1, len(comparisons), figsize=(5 * len(comparisons), 4.5), squeeze=False)
+    for ax, key in zip(axes[0], comparisons):
+        curves = []
+        for entry in found.itertuples():
+            rows = tables.get((entry.method, entry.representation))
+            if entry.failed:
+                curves.append((entry, None))
+            elif rows is not None:
+                curves.append((entry, rows[(rows[KEYS] == pd.Series(key, index=KEYS)).all(axis=1)]))
+        covariate, level, reference, within_type = key
+        where = "" if within_type == "all" else f" in {within_type}"
+        _pr_panel(ax, curves, f"{covariate} {level} vs {reference}{where}")
+    fig.suptitle(f"{table['dataset'].iloc[0]}: precision–recall of the true DE genes (dashed: controls)", x=0.01, ha="left")
+    fig.tight_layout()
+    return fig
