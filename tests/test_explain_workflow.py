@@ -120,7 +120,8 @@ def test_truth_of_batch_covariate_and_cell_type():
     assert truth.genes("batch", "B1", "A").tolist() == [True, True, True]  # 0.6 + 0.6 of the threshold
     assert truth.genes("batch", "B1", "C").tolist() == [False, True, False]
     assert truth.genes("batch", "B2", ALL_CELLS).tolist() == [False, True, True]  # mean over the types
-    assert truth.genes("cell_type", "A", ALL_CELLS).tolist() == [False, True, False]
+    # g2 by its DE factor, g1 and g3 by a condition effect in one type only (case cells differ)
+    assert truth.genes("cell_type", "A", ALL_CELLS).tolist() == [True, True, True]
     assert truth.genes("cond", "case", "C").tolist() == [True, False, False]
     assert truth.genes("cond", "case", ALL_CELLS).tolist() == [True, False, True]
     assert not truth.scored("cond", "ctrl", ALL_CELLS) and not truth.scored("cell_type", "A", "C")
