@@ -154,3 +154,28 @@ def save(fig, png: str | Path, pdf: str | Path) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=150, bbox_inches="tight")
     plt.close(fig)
+
+
+def dot_grid(table: pd.DataFrame, rows: dict[str, str], series: Sequence[str], legend: str, title: str, ceiling: str | None = "truth"):
+    """One :func:`dot_panel` per metric (``rows``: metric -> axis label) and dataset (columns),
+    score rows on [0, 1], counts (``false_discoveries``) on their own scale."""
+    datasets = list(dict.fromkeys(table["dataset"]))
+    order = list(dict.fromkeys(table["method"]))
+    n_entries = table[["method", "representation"]].drop_duplicates().shape[0]
+    fig, axes = plt.subplots(
+        len(rows), len(datasets), figsize=(1.5 + 0.5 * n_entries * len(datasets), 3.8 * len(rows)), squeeze=False, sharey="row"
+    )
+    notes = []
+    for r, (metric, name) in enumerate(rows.items()):
+        for c, dataset in enumerate(datasets):
+            panel = panel_rows(table, dataset, metric)
+            notes += [f"{dataset}, {metric}, {n}" for n in dot_panel(axes[r, c], panel, series, ceiling=ceiling, order=order)]
+            axes[r, c].set_title(dataset if r == 0 else "", fontsize=10)
+        axes[r, 0].set_ylabel(name)
+        if metric != "false_discoveries":
+            axes[r, 0].set_ylim(-0.02, 1.02)
+    series_legend(fig, series, legend)
+    fig.suptitle(title, x=0.01, ha="left")
+    fig.tight_layout()
+    footnote(fig, notes)
+    return fig

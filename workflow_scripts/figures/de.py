@@ -10,16 +10,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from sklearn.metrics import average_precision_score, precision_recall_curve
 
-from workflow_scripts.figures.common import (
-    dot_panel,
-    entries,
-    footnote,
-    message_axes,
-    panel_rows,
-    read_table,
-    series_legend,
-    style,
-)
+from workflow_scripts.figures.common import dot_grid, entries, message_axes, read_table, style
 
 ROWS = {"auprc": "AUPRC", "f1": "F1 of the significance calls", "false_discoveries": "false discoveries\nper comparison"}
 PAPER = "f1_paper"  # plotted with F1, as its own series
@@ -36,31 +27,9 @@ def _series(table: pd.DataFrame) -> pd.DataFrame:
 def draw_recovery(de: list[str]):
     """AUPRC, F1 and false discoveries (rows) per dataset (columns)."""
     table = _series(pd.concat([read_table(p) for p in de], ignore_index=True))
-    datasets = list(dict.fromkeys(table["dataset"]))
     series = sorted(dict.fromkeys(table.loc[table["status"] == "ok", "series"]), key=lambda s: s.endswith("(paper protocol)"))
-    order = list(dict.fromkeys(table["method"]))
-    n_entries = table[["method", "representation"]].drop_duplicates().shape[0]
-    fig, axes = plt.subplots(
-        len(ROWS), len(datasets), figsize=(1.5 + 0.5 * n_entries * len(datasets), 3.8 * len(ROWS)), squeeze=False, sharey="row"
-    )
-    notes = []
-    for r, (metric, name) in enumerate(ROWS.items()):
-        for c, dataset in enumerate(datasets):
-            rows = panel_rows(table, dataset, metric)
-            notes += [f"{dataset}, {metric}, {n}" for n in dot_panel(axes[r, c], rows, series, order=order)]
-            axes[r, c].set_title(dataset if r == 0 else "", fontsize=10)
-        axes[r, 0].set_ylabel(name)
-        if metric != "false_discoveries":
-            axes[r, 0].set_ylim(-0.02, 1.02)
-    series_legend(fig, series, "comparisons")
-    fig.suptitle(
-        "DE recovery: Wilcoxon on each method's corrected values, DE workflows on raw counts (dashed: truth control)",
-        x=0.01,
-        ha="left",
-    )
-    fig.tight_layout()
-    footnote(fig, notes)
-    return fig
+    title = "DE recovery: Wilcoxon on each method's corrected values, DE workflows on raw counts (dashed: truth control)"
+    return dot_grid(table, ROWS, series, "comparisons", title)
 
 
 def _pr_panel(ax, curves: list[tuple[object, pd.DataFrame | None]], title: str) -> None:
