@@ -42,6 +42,7 @@ from threadpoolctl import threadpool_limits
 
 from genex_core.preprocessing import log_normalize
 
+WORKFLOWS = ("wilcoxon", "ols_batch", "scvi_de")
 ALPHA = 0.05
 MIN_CELLS = 3  # smaller groups are not compared (scanpy's Wilcoxon needs at least 2 per side)
 ALL_CELLS = "all"
@@ -70,7 +71,9 @@ class Comparison:
         return first, second
 
 
-def _levels(obs: pd.DataFrame, key: str) -> list[str]:
+def levels(obs: pd.DataFrame, key: str) -> list[str]:
+    """The levels of an obs column that have cells, in category order (the first is a
+    covariate's reference)."""
     column = obs[key]
     levels = column.cat.categories if isinstance(column.dtype, pd.CategoricalDtype) else sorted(column.unique())
     return [str(x) for x in levels if (column.astype(str) == str(x)).any()]
@@ -81,11 +84,11 @@ def comparisons(obs: pd.DataFrame, label_key: str, covariates=()) -> list[Compar
 
     A covariate's first level (category order, as in the simulator) is its reference.
     """
-    types = _levels(obs, label_key)
+    types = levels(obs, label_key)
     candidates = [Comparison(label_key, t, REST) for t in types]
     candidates += [Comparison(label_key, a, b) for a, b in itertools.combinations(types, 2)]
     for cov in covariates:
-        reference, *others = _levels(obs, cov)
+        reference, *others = levels(obs, cov)
         candidates += [Comparison(cov, level, reference, t) for t in types for level in others]
     enough = []
     for comp in candidates:
@@ -241,5 +244,3 @@ def run_workflow(workflow: str, data: ad.AnnData, integrated: ad.AnnData | None 
             raise ValueError(f"unknown DE workflow '{workflow}'; known: {WORKFLOWS}")
     return _finish(tables, info["name"], method, workflow)
 
-
-WORKFLOWS = ("wilcoxon", "ols_batch", "scvi_de")

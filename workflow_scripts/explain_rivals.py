@@ -45,7 +45,7 @@ from threadpoolctl import threadpool_limits
 
 from genex_core.preprocessing import log_normalize
 from workflow_scripts.contract import DATASET_UNS
-from workflow_scripts.de import ALL_CELLS, MIN_CELLS, REST, Comparison, ols_batch, scvi_de, wilcoxon
+from workflow_scripts.de import ALL_CELLS, MIN_CELLS, REST, Comparison, levels, ols_batch, scvi_de, wilcoxon
 
 RIVALS = ("mean_difference", "wilcoxon_raw", "ols_batch", "scvi_de", "mrvi", "random")
 GENEX = "genex"
@@ -53,18 +53,13 @@ KEYS = ["covariate", "level", "cell_type"]
 TABLE_COLUMNS = ["dataset", "method", *KEYS, "gene", "score", "rank", "significant"]
 
 
-def _levels(obs: pd.DataFrame, key: str) -> list[str]:
-    """A contract column's levels in category order (the first is a covariate's reference)."""
-    return [str(c) for c in obs[key].cat.categories]
-
-
 def explain_comparisons(obs: pd.DataFrame, batch_key: str, label_key: str, covariates=()) -> list[Comparison]:
     """The comparisons of the module docstring with at least ``MIN_CELLS`` cells per side."""
-    types = _levels(obs, label_key)
-    candidates = [Comparison(batch_key, b, REST, t) for b in _levels(obs, batch_key) for t in [ALL_CELLS, *types]]
+    types = levels(obs, label_key)
+    candidates = [Comparison(batch_key, b, REST, t) for b in levels(obs, batch_key) for t in [ALL_CELLS, *types]]
     candidates += [Comparison(label_key, t, REST) for t in types]
     for cov in covariates:
-        reference, *others = _levels(obs, cov)
+        reference, *others = levels(obs, cov)
         candidates += [Comparison(cov, level, reference, t) for level in others for t in [ALL_CELLS, *types]]
     return [c for c in candidates if all(side.sum() >= MIN_CELLS for side in c.masks(obs, label_key))]
 
