@@ -346,7 +346,7 @@ class GENEX:
         self,
         covariate: str | None = None,
         per: Literal["cell_type"] | None = "cell_type",
-        method: Literal["translation", "ig_neutral", "ig_zero", "smoothgrad"] = "translation",
+        method: Literal["lfc", "translation", "ig_neutral", "ig_zero", "smoothgrad"] = "lfc",
         adata: ad.AnnData | None = None,
         n_steps: int = 20,
         batch_size: int = 128,
@@ -354,9 +354,9 @@ class GENEX:
         seed: int = 0,
         store: bool = False,
     ) -> pd.DataFrame:
-        """Genes tied to each level of each covariate: scored and ranked by the model, tested
-        on the data. The statistic, the test and the measurements behind the defaults are in
-        :mod:`genex_core.explain`.
+        """Genes tied to each level of each covariate, ranked over the model's design (and, for
+        the networks' attributions, by its networks), tested on the data. The statistic, the
+        test and the measurements behind the defaults are in :mod:`genex_core.explain`.
 
         Parameters
         ----------
@@ -366,15 +366,16 @@ class GENEX:
             ``"cell_type"``: also score each level within each cell type (not for the label
             itself); ``None``: overall only (the only choice in label-free mode).
         method
-            Per-cell values that rank the genes. ``"translation"`` (default; it won on
-            ``benchmarks/explain_variants.py``: mean AUPRC against the simulated truth 0.707,
-            ig_neutral 0.698, smoothgrad 0.685, ig_zero 0.605, and it is ~20x faster than
-            IG): ``x - G(x -> covariate-free code)``, the generator's own estimate of the
-            covariate's shift; ``"ig_neutral"``: captum
-            integrated gradients of the discriminator's classifier head (log-probability of
-            the level) from that translation to the cell; ``"ig_zero"``: the same from zero
-            (the published recipe); ``"smoothgrad"``: the head's SmoothGrad gradient times
-            ``x - G(x -> covariate-free code)``.
+            What ranks the genes. ``"lfc"`` (default; best on ``benchmarks/explain_variants.py``:
+            mean AUPRC against the simulated truth 0.855, translation 0.697, ig_neutral 0.693,
+            smoothgrad 0.685, ig_zero 0.601): the stratified log fold change of mean CP10k
+            between the level's cells and the rest, over the model's design but not its
+            networks. The networks' attributions: ``"translation"``, ``x - G(x ->
+            covariate-free code)``, the generator's own estimate of the covariate's shift;
+            ``"ig_neutral"``: captum integrated gradients of the discriminator's classifier
+            head (log-probability of the level) from that translation to the cell;
+            ``"ig_zero"``: the same from zero (the published recipe); ``"smoothgrad"``: the
+            head's SmoothGrad gradient times ``x - G(x -> covariate-free code)``.
         adata
             Data to explain (the model's genes and known levels), e.g. a subset of cells to
             bound the cost; ``None``: the training data.
@@ -401,10 +402,11 @@ class GENEX:
             One row per (covariate, level, cell_type, gene): ``cell_type`` is ``"all"`` for
             overall scores; ``score`` (``|effect|``) and ``rank`` (1 = most tied to the level,
             within each covariate, level and cell type); ``effect``, the stratified difference
-            of the method's values between the level's cells and the rest (a log1p-CP10k shift
-            for ``translation``); ``data_effect``, the same on the observed expression;
-            ``pval`` (two-sided, of ``data_effect`` against an empirical null), ``fdr``
-            (Benjamini-Hochberg) and ``significant`` (``fdr <= alpha``).
+            of the method's values between the level's cells and the rest (a natural-log fold
+            change for ``lfc``, a log1p-CP10k shift for ``translation``); ``data_effect``, the
+            same difference of log1p CP10k on the observed expression; ``pval`` (two-sided, of
+            ``data_effect`` against an empirical null), ``fdr`` (Benjamini-Hochberg) and
+            ``significant`` (``fdr <= alpha``).
 
         Raises
         ------

@@ -2,12 +2,14 @@
 # rankings on the raw counts (workflow_scripts/explain_rivals.py) -> results/<dataset>/explain/
 # <method>.csv.gz, scored against the simulated gene effects (workflow_scripts/explain_scores.py).
 
-# Explanation methods and their parameters, in table order ({} = defaults): `genex` (run when
-# GENEX is among the methods) and rivals; the schema's default is GENEX and the cheap rivals.
+# Explanation methods and their parameters, in table order ({} = defaults): GENEX's (`genex`
+# and `genex_<name>` entries: GENEX.explain arguments, run when GENEX is among the methods) and
+# rivals; the schema's default is GENEX and the cheap rivals.
 EXPLAIN = config["explain"]
+GENEX_EXPLAINS = [m for m in EXPLAIN if m.split("_")[0] == "genex"] if "genex" in METHODS else []
 MODEL_RIVALS = [r for r in ("scvi_de", "mrvi") if r in EXPLAIN]  # train a model: threads, scvi-tools
-CHEAP_RIVALS = [r for r in EXPLAIN if r != "genex" and r not in MODEL_RIVALS]
-EXPLAIN_METHODS = (["genex"] if "genex" in EXPLAIN and "genex" in METHODS else []) + [r for r in EXPLAIN if r != "genex"]
+CHEAP_RIVALS = [r for r in EXPLAIN if r.split("_")[0] != "genex" and r not in MODEL_RIVALS]
+EXPLAIN_METHODS = GENEX_EXPLAINS + MODEL_RIVALS + CHEAP_RIVALS
 
 
 rule explain_genex:
@@ -15,15 +17,17 @@ rule explain_genex:
         data="results/{dataset}/data.h5ad",
         model=genex_model("{dataset}"),
     output:
-        "results/{dataset}/explain/genex.csv.gz",
+        "results/{dataset}/explain/{explainer}.csv.gz",
+    wildcard_constraints:
+        explainer="|".join(GENEX_EXPLAINS) or "none",
     params:
-        method="genex",
+        method="{explainer}",
         seed=config["seed"],
-        params=EXPLAIN.get("genex", {}),
+        params=lambda wildcards: EXPLAIN[wildcards.explainer],
     log:
-        "results/logs/{dataset}/explain/genex.log",
+        "results/logs/{dataset}/explain/{explainer}.log",
     benchmark:
-        "results/benchmarks/{dataset}/explain/genex.tsv"
+        "results/benchmarks/{dataset}/explain/{explainer}.tsv"
     threads: config["threads"]
     resources:
         mem_mb=8000,
@@ -87,11 +91,17 @@ rule explain_rivals_scvi:
 rule score_explain:
     input:
         data="results/{dataset}/data.h5ad",
-        # GENEX's table, or its failure record when its training failed (see failed_methods)
-        tables=lambda w: [f"results/{w.dataset}/explain/{m}.csv.gz" for m in EXPLAIN_METHODS if m not in failed_methods(w.dataset)],
-        failures=lambda w: [failure_record(w.dataset, m) for m in EXPLAIN_METHODS if m in failed_methods(w.dataset)],
+        # GENEX's tables, or its failure record when its training failed (see failed_methods)
+        tables=lambda w: [
+            f"results/{w.dataset}/explain/{m}.csv.gz"
+            for m in EXPLAIN_METHODS
+            if not (m in GENEX_EXPLAINS and "genex" in failed_methods(w.dataset))
+        ],
+        failures=lambda w: [failure_record(w.dataset, "genex")] if GENEX_EXPLAINS and "genex" in failed_methods(w.dataset) else [],
     output:
         "results/{dataset}/scores/explain.csv",
+    params:
+        genex_explains=GENEX_EXPLAINS,
     log:
         "results/logs/{dataset}/explain/score_explain.log",
     benchmark:

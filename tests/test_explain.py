@@ -14,7 +14,8 @@ import torch
 from sklearn.metrics import average_precision_score
 
 from genex_core import GENEX
-from genex_core.explain import COLUMNS, DEFAULT_METHOD, METHODS, UNS_KEY, VARM_PREFIX
+from genex_core.explain import COLUMNS, DEFAULT_METHOD, METHODS, PSEUDOCOUNT, UNS_KEY, VARM_PREFIX
+from genex_core.preprocessing import log_normalize
 from workflow_scripts.simulate import simulate
 
 SMALL = dict(hidden=(64, 32), latent=8, embedding_dim=4)
@@ -90,6 +91,21 @@ def test_strong_covariate_is_recovered(model, adata, method):
     assert auprc > 2 * truth.mean(), f"AUPRC {auprc:.2f} vs positive share {truth.mean():.2f}"
 
 
+def test_lfc_is_the_stratified_log_fold_change(model, adata):
+    """Within each (batch, cell type) stratum: log of mean CP10k + pseudocount, case minus
+    control, weighted n_case n_control / n."""
+    x = np.expm1(log_normalize(adata.X).toarray())
+    obs = adata.obs
+    total, weights = 0.0, 0.0
+    for _, cells in obs.groupby(["batch", "cell_type"], observed=True).indices.items():
+        case = obs["condition"].to_numpy()[cells] == "case"
+        n1, n0 = case.sum(), (~case).sum()
+        lfc = np.log(x[cells][case].mean(0) + PSEUDOCOUNT) - np.log(x[cells][~case].mean(0) + PSEUDOCOUNT)
+        total, weights = total + n1 * n0 / (n1 + n0) * lfc, weights + n1 * n0 / (n1 + n0)
+    effect = _case_scores(model.explain(covariate="condition", per=None, method="lfc"), adata)["effect"]
+    np.testing.assert_allclose(effect.to_numpy(), total / weights, rtol=1e-4, atol=1e-5)
+
+
 def test_strong_covariate_is_significant(table, adata):
     truth = adata.var["condition_factor_case"].to_numpy() != 1
     called = _case_scores(table, adata)["significant"].to_numpy()
@@ -128,7 +144,7 @@ def test_store_writes_predictable_keys(model, adata, tmp_path):
     case = table[(table["level"] == "case") & (table["cell_type"] == "all")].set_index("gene")["score"]
     np.testing.assert_array_equal(scores["case"].to_numpy(), case.reindex(target.var_names).to_numpy())
     pd.testing.assert_frame_equal(target.uns[UNS_KEY], table)
-    assert target.uns[UNS_KEY + "_params"]["method"] == "translation"
+    assert target.uns[UNS_KEY + "_params"]["method"] == DEFAULT_METHOD
     target.write_h5ad(tmp_path / "explained.h5ad")  # storable as it is
     pd.testing.assert_frame_equal(ad.read_h5ad(tmp_path / "explained.h5ad").uns[UNS_KEY], table)
 

@@ -67,12 +67,15 @@ def test_genex_beats_random_in_the_same_table(strong, tmp_path):
     model.train(max_epochs=5, batch_size=64, seed=0, progress=False)
     model.save(tmp_path / "model")
     strong.write_h5ad(tmp_path / "data.h5ad")
-    tables = [tmp_path / f"{m}.csv.gz" for m in ("genex", "mean_difference", "random")]
+    names = ["genex", "genex_translation", "mean_difference", "random"]  # a second GENEX run by name
+    tables = [tmp_path / f"{m}.csv.gz" for m in names]
     explain_to_csv("genex", tmp_path / "data.h5ad", tables[0], tmp_path / "model")
-    for path in tables[1:]:
+    explain_to_csv(names[1], tmp_path / "data.h5ad", tables[1], tmp_path / "model", params={"method": "translation"})
+    for path in tables[2:]:
         explain_to_csv(path.name.split(".")[0], tmp_path / "data.h5ad", path)
-    table = score_explanations(tmp_path / "data.h5ad", tables, tmp_path / "explain.csv")
-    assert list(table["method"].unique()) == ["genex", "mean_difference", "random"]
+    shuffled = [tables[2], tables[0], tables[3], tables[1]]  # GENEX first, in the given order
+    table = score_explanations(tmp_path / "data.h5ad", shuffled, tmp_path / "explain.csv")
+    assert list(table["method"].unique()) == names
     assert (table.loc[table["method"] == "random", "role"] == "control").all()
     auprc = table[table["metric"] == "auprc"].set_index(["method", "representation", "category"])["value"]
     assert auprc[("genex", "overall", "batch")] > auprc[("random", "overall", "batch")] + 0.2

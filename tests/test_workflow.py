@@ -38,9 +38,23 @@ def test_lint_is_clean():
 def test_default_config_dry_run(tmp_path):
     run = snakemake("--dry-run", "--cores", "2", "--configfile", str(REPO / "config" / "config.yaml"), "--directory", str(tmp_path))
     assert run.returncode == 0, run.stderr
-    jobs = ("dataset", "integrate_genex", "integrate_scvi", "integrate_truth", "score_scib", "score_expression", "de_wilcoxon", "de_raw_counts", "truth_summary")
+    jobs = ("dataset", "integrate_genex", "integrate_scvi", "integrate_truth", "score_scib", "score_expression", "de_wilcoxon", "de_raw_counts", "truth_summary", "explain_genex", "score_explain")
     for job in jobs:
         assert f"rule {job}:" in run.stdout or f"localrule {job}:" in run.stdout, job
+    assert "explain/genex_translation.csv.gz" in run.stdout  # a second GENEX explanation, by name
+
+
+def test_failed_genex_is_scored_as_failed_not_explained(tmp_path):
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config["methods"]["genex"] = {}
+    config["explain"] = {"genex": {}, "genex_translation": {"method": "translation"}, "random": {}}
+    record = tmp_path / "results" / "tiny" / "integrated" / "genex.failed.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"method": "genex", "dataset": "tiny", "reason": "MemoryError: out of memory"}))
+    path = write_config(tmp_path / "c.yaml", config)
+    run = snakemake("--dry-run", "--configfile", str(path), "--directory", str(tmp_path), "--config", "report_failures=True")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "rule score_explain:" in run.stdout and "rule explain_genex:" not in run.stdout
 
 
 def test_tiny_config_runs_end_to_end(tmp_path):

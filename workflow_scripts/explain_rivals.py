@@ -149,9 +149,12 @@ def run_rival(rival: str, data: ad.AnnData, *, seed: int = 0, threads: int = 1, 
     return tidy(table, info["name"], rival)
 
 
-def run_genex(data: ad.AnnData, model_dir, *, seed: int = 0, threads: int = 1, **params) -> pd.DataFrame:
-    """GENEX's explanation table: every covariate the model was conditioned on, overall and
-    (label-conditioned models) within each cell type. ``params`` go to ``GENEX.explain``."""
+def run_genex(
+    data: ad.AnnData, model_dir, *, name: str = GENEX, seed: int = 0, threads: int = 1, **params
+) -> pd.DataFrame:
+    """GENEX's explanation table, as method ``name``: every covariate the model was conditioned
+    on, overall and (label-conditioned models) within each cell type. ``params`` go to
+    ``GENEX.explain``."""
     import torch
 
     from genex_core import GENEX as Model
@@ -160,7 +163,7 @@ def run_genex(data: ad.AnnData, model_dir, *, seed: int = 0, threads: int = 1, *
     with threadpool_limits(threads):
         model = Model.load(model_dir, data)
         table = model.explain(per="cell_type" if model.registry.label_key else None, seed=seed, **params)
-    return tidy(table, data.uns[DATASET_UNS]["name"], GENEX)
+    return tidy(table, data.uns[DATASET_UNS]["name"], name)
 
 
 def tidy(table: pd.DataFrame, dataset: str, method: str) -> pd.DataFrame:
@@ -176,10 +179,11 @@ def tidy(table: pd.DataFrame, dataset: str, method: str) -> pd.DataFrame:
 def explain_to_csv(
     method: str, data_path, output, model_dir=None, *, seed: int = 0, threads: int = 1, params: dict | None = None
 ) -> pd.DataFrame:
-    """Rule entry point: one method's explanation table of one dataset."""
+    """Rule entry point: one method's explanation table of one dataset (``genex`` and
+    ``genex_<name>``: GENEX's, with ``params``)."""
     data = ad.read_h5ad(data_path)
-    if method == GENEX:
-        table = run_genex(data, model_dir, seed=seed, threads=threads, **(params or {}))
+    if method.split("_")[0] == GENEX:
+        table = run_genex(data, model_dir, name=method, seed=seed, threads=threads, **(params or {}))
     else:
         table = run_rival(method, data, seed=seed, threads=threads, **(params or {}))
     Path(output).parent.mkdir(parents=True, exist_ok=True)

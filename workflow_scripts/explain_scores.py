@@ -193,13 +193,14 @@ def failure_rows(dataset: str, failures: Mapping[str, str]) -> pd.DataFrame:
 
 def score_explanations(data_path, tables: Iterable, output_csv, failures: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Rule entry point: every method's explanation table of one dataset, scored, in method
-    order (GENEX, then :data:`RIVALS`)."""
+    order (GENEX's, then :data:`RIVALS`); ``failures``: {method: reason} of those that could
+    not run."""
     data = ad.read_h5ad(data_path)
     truth = Truth(data)
     scores = [explain_scores(pd.read_csv(p, dtype={k: str for k in KEYS}), truth) for p in tables]
     table = pd.concat([*scores, failure_rows(data.uns[DATASET_UNS]["name"], failures or {})], ignore_index=True)
-    order = {m: i for i, m in enumerate((GENEX, *RIVALS))}
-    table = table.sort_values("method", key=lambda s: s.map(order), kind="stable")
+    order = {m: i + 1 for i, m in enumerate(RIVALS)}  # GENEX's explanations (0) first
+    table = table.sort_values("method", key=lambda s: s.map(order).fillna(0), kind="stable")
     Path(output_csv).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(output_csv, index=False)
     return read_score_table(output_csv)
@@ -211,4 +212,6 @@ if __name__ == "__main__":
 
     smk = snakemake  # noqa: F821 (injected by Snakemake's script: directive)
     with log_to_file(smk.log[0]):
-        score_explanations(smk.input.data, smk.input.tables, smk.output[0], read_failures(smk.input.failures))
+        reason = read_failures(smk.input.failures).get(GENEX)  # GENEX's training failed: all its explanations
+        failures = {m: reason for m in smk.params.genex_explains} if reason else {}
+        score_explanations(smk.input.data, smk.input.tables, smk.output[0], failures)
