@@ -17,7 +17,8 @@ import yaml
 
 from workflow_scripts.datasets import prepare_dataset
 from workflow_scripts.integrate import failure_record_path, integrate
-from workflow_scripts.scib_scores import collect, read_failures, score_to_csv
+from workflow_scripts.scib_scores import collect, score_to_csv
+from workflow_scripts.score_table import read_failures
 
 
 def in_fresh_process(function, *args):

@@ -8,8 +8,9 @@ For a covariate (the batch, the cell-type label or an extra covariate) and a lev
   type (cell type for the batch, batch for the cell type, both for extra covariates), so
   that a level holding more cells of one type does not inherit that type's genes; strata are
   combined with weights ``n_L n_rest / (n_L + n_rest)`` (Cochran-Mantel-Haenszel). For
-  ``lfc`` the comparison is the log of the ratio of mean CP10k. ``score = |effect|`` and
-  ``rank`` 1 is the largest.
+  ``lfc`` the comparison is the log of the ratio of mean CP10k. ``score = |effect|`` (overall
+  rows of a covariate other than the cell type: the root mean square of its per-cell-type
+  effects, see :func:`_tables`) and ``rank`` 1 is the largest.
 * **Test.** ``pval`` tests the same stratified contrast on the *observed* log1p(CP10k)
   expression (``data_effect``), the large-sample form of permuting the covariate's labels
   within strata, against an empirical null fitted to the bulk of the genes
@@ -196,9 +197,10 @@ class _Moments:
         self.sums[level] += onehot.T @ values
         self.squares[level] += onehot.T @ values.square()
 
-    def contrast(self, level: int, keep: np.ndarray, log: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
-        """Stratified difference (level minus rest) of mean values and its standard error,
-        over the kept strata with at least 2 cells on each side; None if there are none.
+    def contrast(self, level: int, keep: np.ndarray, log: bool = False) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """Stratified difference (level minus rest) of mean values, its standard error and the
+        strata's total weight, over the kept strata with at least 2 cells on each side; None
+        if there are none.
         ``log``: the difference of ``log(mean + PSEUDOCOUNT)`` instead (a log fold change;
         its standard error is then the delta method's).
 
@@ -219,7 +221,7 @@ class _Moments:
         weight = n[:, 0] * n[:, 1] / (n[:, 0] + n[:, 1])  # (strata, 1)
         effect = (weight * (mean[:, 1] - mean[:, 0])).sum(0) / weight.sum()
         se = np.sqrt((weight**2 * (var[:, 1] / n[:, 1] + var[:, 0] / n[:, 0])).sum(0)) / weight.sum()
-        return effect, se
+        return effect, se, float(weight.sum())
 
 
 def _accumulate(model: "GENEX", counts, codes: np.ndarray, column: int, method: Method, n_steps: int, batch_size: int):
@@ -253,25 +255,37 @@ def _tables(
 ) -> list[pd.DataFrame]:
     """Rows of one covariate: every level overall and, with ``per``, within each cell type
     (combinations without 2 cells on each side in any stratum are left out); ``log``: the
-    effect is a log fold change of the values' means."""
+    effect is a log fold change of the values' means.
+
+    The overall ``score`` of a covariate other than the label, in a label-conditioned model,
+    is the root mean square of its per-cell-type effects (weighted like the strata): a gene
+    moved in one cell type only is then scored by its effect there, not diluted by the types
+    it leaves alone (``benchmarks/explain_variants.py``, lfc: condition, whose effects differ
+    by cell type, 0.882 -> 0.962 AUPRC; batch 0.818 -> 0.811; sex 1.000 either way)."""
     explained, observed, strata = moments
     registry = model.registry
     key, levels = registry.keys[column], registry.categories[registry.keys[column]]
     subsets = [(ALL, np.ones(explained.n_strata, dtype=bool))]
-    if per and column != 1:  # the label within one cell type has no contrast
+    if registry.label_key and column != 1:  # the label within one cell type has no contrast
         label_of_stratum = np.zeros(explained.n_strata, dtype=np.int64)
         label_of_stratum[strata] = codes[:, 1]
         subsets += [(name, label_of_stratum == i) for i, name in enumerate(registry.categories[registry.label_key])]
     genes = np.asarray(registry.var_names)
     rows = []
     for level, level_name in enumerate(levels):
-        for cell_type, keep in subsets:
-            if (contrast := explained.contrast(level, keep, log)) is None:
+        contrasts = {ct: c for ct, keep in subsets if (c := explained.contrast(level, keep, log)) is not None}
+        if ALL not in contrasts:
+            continue
+        per_type = [(effect, weight) for ct, (effect, _, weight) in contrasts.items() if ct != ALL]
+        for cell_type, (effect, _, _) in contrasts.items():
+            if cell_type != ALL and not per:
                 continue
-            effect, (data_effect, se) = contrast[0], observed.contrast(level, keep)
+            data_effect, se, _ = observed.contrast(level, dict(subsets)[cell_type])
             pval = empirical_null_pvalues(data_effect, se)
             fdr = false_discovery_control(pval, method="bh")
             score = np.abs(effect)
+            if cell_type == ALL and per_type:
+                score = np.sqrt(sum(w * e**2 for e, w in per_type) / sum(w for _, w in per_type))
             rank = np.empty(len(genes), dtype=np.int64)
             rank[np.lexsort((np.arange(len(genes)), -score))] = np.arange(1, len(genes) + 1)
             rows.append(pd.DataFrame({

@@ -168,6 +168,35 @@ rule figure_explain:
         "../workflow_scripts/figures/rule.py"
 
 
+rule figure_explain_genes:
+    input:
+        # GENEX's tables only when its training did not fail (then the scores say why)
+        genes=lambda w: [
+            f"results/{w.dataset}/explain/{m}.csv.gz"
+            for m in EXPLAIN_METHODS
+            if not (m in GENEX_EXPLAINS and "genex" in failed_methods(w.dataset))
+        ],
+        data="results/{dataset}/data.h5ad",
+        scores="results/{dataset}/scores/explain.csv",
+    output:
+        png="results/figures/explain_genes_{dataset}.png",
+        pdf="results/figures/explain_genes_{dataset}.pdf",
+    params:
+        figure="explain_genes",
+        options={},
+    log:
+        "results/logs/{dataset}/report/explain_genes.log",
+    benchmark:
+        "results/benchmarks/{dataset}/report/explain_genes.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/figures/rule.py"
+
+
 rule figure_mixing:
     input:
         scib="results/scib_summary.csv",
@@ -262,6 +291,7 @@ rule report:
             rules.figure_truth_distance.output.png,
             *expand(rules.figure_truth_genes.output.png, dataset=DATASETS),
             rules.figure_explain.output.png,
+            *expand(rules.figure_explain_genes.output.png, dataset=DATASETS),
             rules.figure_mixing.output.png,
             rules.figure_cost.output.png,
         ],

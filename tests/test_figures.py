@@ -21,6 +21,7 @@ EXPRESSION = ["genex", "combat", "truth", "unintegrated"]
 FAILED = ("d2", "genex")
 REASON = "failed: out of memory"
 N_CELLS, N_GENES = 60, 30
+EXPLAINERS = ["genex", "mean_difference", "random"]
 
 
 def _status(dataset, method):
@@ -189,7 +190,15 @@ def results(tmp_path_factory):
                 (bench / stage).mkdir(parents=True, exist_ok=True)
                 (bench / stage / f"{step}.tsv").write_text(BENCHMARK.format(s=rng.uniform(1, 50), mb=rng.uniform(100, 900)))
         (bench / "dataset.tsv").write_text(BENCHMARK.format(s=2.0, mb=300))
-    explain_table(rng).to_csv(root / "explain_summary.csv", index=False)
+    explain = explain_table(rng)
+    explain.to_csv(root / "explain_summary.csv", index=False)
+    for dataset in DATASETS:
+        explain[explain["dataset"] == dataset].to_csv(root / dataset / "scores" / "explain.csv", index=False)
+        (root / dataset / "explain").mkdir()
+        for method in EXPLAINERS:
+            if (dataset, method) != FAILED:
+                table = explain_gene_table(rng, dataset, method)
+                table.to_csv(root / dataset / "explain" / f"{method}.csv.gz", index=False)
     published_table().to_csv(root / "published.csv", index=False)
     return root
 
@@ -200,7 +209,7 @@ def explain_table(rng) -> pd.DataFrame:
         (d, m, "control" if m == "random" else "method", rep, category, metric, "raw", rng.uniform(0, 1), "", "ok")
         for d, m, rep, category, metric in itertools.product(
             DATASETS,
-            ["genex", "mean_difference", "random"],
+            EXPLAINERS,
             ["overall", "per_cell_type"],
             ["batch", "condition"],
             ["auprc", "precision_at_n_true", "false_discoveries"],
@@ -211,6 +220,19 @@ def explain_table(rng) -> pd.DataFrame:
         (*FAILED, "method", "overall", "all", metric, "raw", np.nan, "", REASON) for metric in ("auprc", "precision_at_n_true")
     ]
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def explain_gene_table(rng, dataset, method) -> pd.DataFrame:
+    """As explain_rivals writes it: every gene ranked per (covariate, level, cell type); the
+    synthetic data simulate batch effects only, so cell type and condition have no truth."""
+    comparisons = [("batch", b, t) for b in ["B1", "B2"] for t in ["all", "A"]]
+    comparisons += [("cell_type", t, "all") for t in ["A", "B", "C"]] + [("condition", "case", "all")]
+    rows = []
+    for covariate, level, cell_type in comparisons:
+        score = rng.uniform(0, 1, N_GENES)
+        rank = np.argsort(np.argsort(-score, kind="stable")) + 1
+        rows += [(dataset, method, covariate, level, cell_type, f"g{g}", score[g], rank[g]) for g in range(N_GENES)]
+    return pd.DataFrame(rows, columns=["dataset", "method", "covariate", "level", "cell_type", "gene", "score", "rank"])
 
 
 def published_table() -> pd.DataFrame:
@@ -242,6 +264,12 @@ def paper_inputs(root, datasets=DATASETS, group="Group1") -> dict:
     )
 
 
+def explain_genes_inputs(folder) -> dict:
+    """The explain_genes figure's arguments, as its rule passes them."""
+    genes = [str(p) for p in sorted((folder / "explain").glob("*.csv.gz"))]
+    return dict(genes=genes, data=folder / "data.h5ad", scores=folder / "scores" / "explain.csv")
+
+
 def figure_inputs(key: str, root) -> dict:
     """The draw function's arguments, as the figure's rule passes them (failed dataset d2)."""
     d2 = root / "d2"
@@ -255,6 +283,7 @@ def figure_inputs(key: str, root) -> dict:
         "truth_distance": dict(truth=root / "truth_summary.csv"),
         "truth_genes": dict(data=d2 / "data.h5ad", integrated=produced, scores=d2 / "scores" / "expression.csv"),
         "explain": dict(explain=root / "explain_summary.csv"),
+        "explain_genes": explain_genes_inputs(root / "d2"),
         "mixing": dict(scib=root / "scib_summary.csv", de=de),
         "cost": dict(scib=root / "scib_summary.csv", results=root),
         "paper": paper_inputs(root),
@@ -357,3 +386,23 @@ def test_published_table_is_checked(tmp_path):
     twice.to_csv(tmp_path / "twice.csv", index=False)
     with pytest.raises(ValueError, match="more than one value"):
         paper.read_published(tmp_path / "twice.csv")
+
+
+def test_explain_genes_says_why_a_covariate_has_no_curve(results, tmp_path):
+    """A null covariate (factors equal across levels) gets a note, not a crash or an empty panel;
+    covariates with simulated effects get curves."""
+    from workflow_scripts.de_scores import NULL
+    from workflow_scripts.explain_scores import NO_TRUTH
+
+    data = ad.read_h5ad(results / "d1" / "data.h5ad")
+    rng = np.random.default_rng(1)
+    for cell_type in ["A", "B", "C"]:
+        data.var[f"de_factor_{cell_type}"] = np.where(rng.random(N_GENES) < 0.3, 2.0, 1.0)
+    data.var["condition_factor_control"] = data.var["condition_factor_case"] = 1.0
+    data.write_h5ad(tmp_path / "data.h5ad")
+    inputs = explain_genes_inputs(results / "d1") | dict(data=tmp_path / "data.h5ad")
+    fig = FIGURES["explain_genes"].draw(**inputs)
+    shown = texts(fig)
+    assert NULL in shown.replace(":\n", ": ") and NO_TRUTH not in shown.replace(":\n", ": ")
+    assert "genex" in shown and "true genes" in shown  # GENEX did not fail on d1: its heatmap
+    save(fig, tmp_path / "explain_genes.png", tmp_path / "explain_genes.pdf")

@@ -13,7 +13,8 @@ from workflow_scripts import integrate as integrate_module
 from workflow_scripts.contract import to_contract
 from workflow_scripts.integrate import failure_record_path, integrate
 from workflow_scripts.methods import EXPRESSION_METHODS, METHODS, run_harmony, run_unintegrated
-from workflow_scripts.scib_scores import add_totals, read_failures, score_method
+from workflow_scripts.scib_scores import add_totals, score_method
+from workflow_scripts.score_table import read_failures
 from workflow_scripts.simulate import simulate
 
 FAST_PARAMS = {"scvi": {"max_epochs": 2}, "genex": {"max_epochs": 5}}

@@ -9,7 +9,7 @@ from genex_core.preprocessing import log_normalize
 from workflow_scripts.contract import to_contract
 from workflow_scripts.controls import run_truth
 from workflow_scripts.methods import run_unintegrated
-from workflow_scripts.scib_scores import COLUMNS
+from workflow_scripts.score_table import COLUMNS
 from workflow_scripts.simulate import simulate
 from workflow_scripts.truth_scores import METRICS, NO_TRUTH, collect, expression_scores, score_to_csv
 

@@ -38,7 +38,7 @@ from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 from workflow_scripts.contract import DATASET_UNS
 from workflow_scripts.de import REST, Comparison, run_workflow
 from workflow_scripts.methods import EXPRESSION_METHODS
-from workflow_scripts.scib_scores import COLUMNS, OK, mark_controls, read_score_table
+from workflow_scripts.score_table import COLUMNS, OK, mark_controls, read_score_table
 
 KEYS = ["covariate", "level", "reference", "cell_type"]
 METRICS = ("auroc", "auprc", "f1", "f1_paper", "false_discoveries")
@@ -173,7 +173,7 @@ def collect(score_csvs: Iterable[str | Path], failures: Mapping[str, str], outpu
 
 if __name__ == "__main__":
     from workflow_scripts.rule_log import log_to_file
-    from workflow_scripts.scib_scores import read_failures
+    from workflow_scripts.score_table import read_failures
 
     smk = snakemake  # noqa: F821 (injected by Snakemake's script: directive)
     with log_to_file(smk.log[0]):

@@ -48,7 +48,7 @@ from workflow_scripts.contract import DATASET_UNS
 from workflow_scripts.de import ALL_CELLS, REST, Comparison
 from workflow_scripts.de_scores import NULL, true_genes as de_true_genes
 from workflow_scripts.explain_rivals import GENEX, KEYS, RIVALS
-from workflow_scripts.scib_scores import COLUMNS, OK, read_score_table
+from workflow_scripts.score_table import COLUMNS, OK, read_score_table
 
 BATCH_MIN_LOG_EFFECT = float(np.log(1.25))
 TOP_K = 20
@@ -208,7 +208,7 @@ def score_explanations(data_path, tables: Iterable, output_csv, failures: Mappin
 
 if __name__ == "__main__":
     from workflow_scripts.rule_log import log_to_file
-    from workflow_scripts.scib_scores import read_failures
+    from workflow_scripts.score_table import read_failures
 
     smk = snakemake  # noqa: F821 (injected by Snakemake's script: directive)
     with log_to_file(smk.log[0]):

@@ -24,7 +24,6 @@ status``. ``category`` is ``batch``/``bio`` for metrics and ``total`` for the ro
 ``note`` says why a value is NaN; ``status`` is ``ok`` or ``failed: <reason>``.
 """
 
-import json
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -47,6 +46,7 @@ from genex_core.preprocessing import log_normalize
 from workflow_scripts.contract import DATASET_UNS
 from workflow_scripts.integrate import CORRECTED, EMBEDDING
 from workflow_scripts.methods import CONTROLS
+from workflow_scripts.score_table import COLUMNS, OK, mark_controls, read_score_table, run_score_rule
 
 N_NEIGHBORS = 15  # scib's graph metrics build a 15-NN graph (scib.metrics.lisi.recompute_knn)
 KBET_NEIGHBORS = 50  # scib's kBET builds a 50-NN graph (scib.metrics.kBET), as does scib-metrics' Benchmarker
@@ -54,8 +54,6 @@ N_PCS = 50  # PCs of corrected expression and of the PCR baseline (scib's pcr_co
 BATCH_WEIGHT, BIO_WEIGHT = 0.4, 0.6  # scIB's overall score
 CLUSTER_KEY = "nmi_leiden"
 ROUNDING = 1e-9  # floating-point slack of a score in [0, 1]
-COLUMNS = ["dataset", "method", "representation", "category", "metric", "scaling", "value", "note", "status"]
-OK = "ok"
 
 
 class NotApplicable(Exception):
@@ -325,13 +323,6 @@ def add_totals(table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([table, totals[COLUMNS]], ignore_index=True)
 
 
-def mark_controls(table: pd.DataFrame) -> pd.DataFrame:
-    """Add a ``role`` column after ``method``: ``control`` for the controls, else ``method``."""
-    table = table.copy()
-    table.insert(table.columns.get_loc("method") + 1, "role", np.where(table["method"].isin(CONTROLS), "control", "method"))
-    return table
-
-
 def failure_rows(dataset: str, failures: Mapping[str, str]) -> pd.DataFrame:
     """Explicit NaN rows (embedding metrics) for methods that failed or produced no output."""
     rows = [
@@ -341,29 +332,6 @@ def failure_rows(dataset: str, failures: Mapping[str, str]) -> pd.DataFrame:
         for metric in metrics
     ]
     return pd.DataFrame(rows, columns=COLUMNS)
-
-
-def read_failures(paths: Iterable[str | Path]) -> dict[str, str]:
-    """{method: reason} from the failure records ``integrate.py`` writes."""
-    records = [json.loads(Path(p).read_text()) for p in paths]
-    return {r["method"]: r["reason"] for r in records}
-
-
-def read_score_table(path: str | Path) -> pd.DataFrame:
-    """A score table as written: empty notes stay empty strings, only ``value`` holds NaN."""
-    return pd.read_csv(path, keep_default_na=False, na_values={"value": ["", "NaN", "nan"]})
-
-
-def run_score_rule(smk, score_to_csv: Callable, collect: Callable, **score_args) -> None:
-    """The Snakemake entry of a score module (this one, ``truth_scores``): ``params.step``
-    "score" scores one method's output, "collect" gathers a dataset's tables and failures."""
-    from workflow_scripts.rule_log import log_to_file
-
-    with log_to_file(smk.log[0]):
-        if smk.params.step == "score":
-            score_to_csv(smk.input.data, smk.input.integrated, smk.output[0], **score_args)
-        else:
-            collect(smk.input.scores, read_failures(smk.input.failures), smk.output[0], smk.params.dataset)
 
 
 def score_to_csv(data_path: str | Path, integrated_path: str | Path, output_csv: str | Path, threads: int = 1) -> pd.DataFrame:
@@ -380,7 +348,7 @@ def collect(score_csvs: Iterable[str | Path], failures: Mapping[str, str], outpu
     """Rule entry point: one dataset's per-method tables, failed methods' rows, then totals.
 
     ``failures`` maps each method that failed or left no output to its reason (see
-    :func:`read_failures`); such a method gets NaN rows with ``status="failed: <reason>"`` rather
+    :func:`workflow_scripts.score_table.read_failures`); such a method gets NaN rows with ``status="failed: <reason>"`` rather
     than vanishing from the table.
     """
     tables = [read_score_table(p) for p in score_csvs]

@@ -33,7 +33,7 @@ from genex_core.preprocessing import log_normalize
 from workflow_scripts.contract import DATASET_UNS, TRUTH_MEANS
 from workflow_scripts.integrate import CORRECTED, METHOD_UNS
 from workflow_scripts.methods import EXPRESSION_METHODS
-from workflow_scripts.scib_scores import COLUMNS, OK, mark_controls, read_score_table, run_score_rule
+from workflow_scripts.score_table import COLUMNS, OK, mark_controls, read_score_table, run_score_rule
 
 REPRESENTATION = "corrected"
 NO_TRUTH = "not applicable: no batch-free truth"

@@ -1,5 +1,6 @@
 """The benchmark's figures, each drawn by one rule (``rules/report.smk``) from the score tables
-or, for UMAPs, PR curves and expression scatters, from the per-cell and per-gene files.
+or, for UMAPs, PR curves, expression scatters and explanations' top genes, from the per-cell and
+per-gene files.
 
 :data:`FIGURES` names every figure with its title and the one-line caption the report prints
 under it; :func:`make_figure` draws one and writes its PNG and PDF. A figure that is drawn per
@@ -69,6 +70,14 @@ FIGURES = {
         "How well each explanation method ranks the genes the simulation tied to each covariate (one marker each): "
         "AUPRC, precision among its top k and false discoveries of its calls (rows) per dataset (columns); random: chance.",
         explain.draw,
+    ),
+    "explain_genes": Figure(
+        "Genes behind each covariate",
+        "Left: GENEX's top genes per covariate level (all cells), shaded by score relative to the row's top gene, a dot "
+        "on each gene the simulation tied to the level; right: each method's precision among its top k genes, mean "
+        "over the covariate's levels (dashed grey: random, chance).",
+        explain.draw_genes,
+        per_dataset=True,
     ),
     "mixing": Figure(
         "Does mixing predict DE fidelity?",
