@@ -22,9 +22,10 @@ code it never saw in training, so nothing constrains what it produces there. Her
   mean neutral translation of every batch equals the batch-averaged mean of the real cells
   (``anchor``). A moment-matching term pushes each neutral translation along its group's
   current deviation from the anchor, which is the gradient of half the squared gap between
-  the group means; the model measures the deviations exactly once per epoch over all cells
-  (:meth:`GenexModule.set_deviation`), because minibatch estimates are too noisy to remove
-  the last tenth of a batch effect.
+  the group means; the model measures the deviations exactly over all cells every few
+  generator steps (:meth:`GenexModule.set_deviation`), because minibatch estimates are too
+  noisy to remove the last tenth of a batch effect, and a measurement many steps old makes
+  the term overshoot.
 
 The generator's residual also carries a learned per-gene offset per (batch, label) group
 (zero for the neutral code), ``O[target] - O[source]``: the mean shift between groups is then

@@ -219,3 +219,9 @@ def test_cuda_request_falls_back_to_cpu_with_one_warning(adata, caplog):
         model.train(seed=0, device="cuda", **FAST)
     assert model.device.type == "cpu"
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
+
+
+@pytest.mark.parametrize("args", [dict(max_epochs=0), dict(n_critic=0), dict(deviation_every=0), dict(batch_size=1)])
+def test_bad_training_arguments(adata, args):
+    with pytest.raises(ValueError, match="must be"):
+        GENEX(adata).train(progress=False, **args)
