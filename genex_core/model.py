@@ -389,8 +389,8 @@ class GENEX:
             itself); ``None``: overall only (the only choice in label-free mode).
         method
             What ranks the genes. ``"lfc"`` (default; best on ``benchmarks/explain_variants.py``:
-            mean AUPRC against the simulated truth 0.855, translation 0.697, ig_neutral 0.693,
-            smoothgrad 0.685, ig_zero 0.601): the stratified log fold change of mean CP10k
+            mean AUPRC against the simulated truth 0.865, translation 0.661, ig_neutral 0.685,
+            smoothgrad 0.679, ig_zero 0.602): the stratified log fold change of mean CP10k
             between the level's cells and the rest, over the model's design but not its
             networks. The networks' attributions: ``"translation"``, ``x - G(x ->
             covariate-free code)``, the generator's own estimate of the covariate's shift;
