@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 
 Method = Literal["lfc", "translation", "ig_neutral", "ig_zero", "smoothgrad"]
 METHODS: tuple[str, ...] = ("lfc", "translation", "ig_neutral", "ig_zero", "smoothgrad")
+SAME_FOR_EVERY_LEVEL = ("lfc", "translation")  # methods whose cell values do not depend on the level
 DEFAULT_METHOD: Method = "lfc"
 
 ALL = "all"  # the cell_type of overall rows
@@ -197,12 +198,11 @@ class _Moments:
         self.sums[level] += onehot.T @ values
         self.squares[level] += onehot.T @ values.square()
 
-    def contrast(self, level: int, keep: np.ndarray, log: bool = False) -> tuple[np.ndarray, np.ndarray, float] | None:
+    def contrast(self, level: int, keep: np.ndarray, log: bool = False) -> tuple[np.ndarray, np.ndarray | None, float] | None:
         """Stratified difference (level minus rest) of mean values, its standard error and the
         strata's total weight, over the kept strata with at least 2 cells on each side; None
-        if there are none.
-        ``log``: the difference of ``log(mean + PSEUDOCOUNT)`` instead (a log fold change;
-        its standard error is then the delta method's).
+        if there are none. ``log``: the difference of ``log(mean + PSEUDOCOUNT)`` instead (a
+        log fold change, which ranks but is not tested: no standard error).
 
         Strata are weighted by ``n_level n_rest / (n_level + n_rest)`` (Cochran-Mantel-Haenszel).
         """
@@ -213,13 +213,12 @@ class _Moments:
         n = n[usable][:, :, None]
         s = self.sums[level].cpu().numpy().reshape(self.n_strata, 2, -1)[usable]
         q = self.squares[level].cpu().numpy().reshape(self.n_strata, 2, -1)[usable]
-        mean = s / n
-        var = np.maximum(q / n - mean**2, 0.0) * n / (n - 1)
-        if log:
-            var = var / (mean + PSEUDOCOUNT) ** 2
-            mean = np.log(mean + PSEUDOCOUNT)
+        mean = np.log(s / n + PSEUDOCOUNT) if log else s / n
         weight = n[:, 0] * n[:, 1] / (n[:, 0] + n[:, 1])  # (strata, 1)
         effect = (weight * (mean[:, 1] - mean[:, 0])).sum(0) / weight.sum()
+        if log:
+            return effect, None, float(weight.sum())
+        var = np.maximum(q / n - mean**2, 0.0) * n / (n - 1)
         se = np.sqrt((weight**2 * (var[:, 1] / n[:, 1] + var[:, 0] / n[:, 0])).sum(0)) / weight.sum()
         return effect, se, float(weight.sum())
 
@@ -234,8 +233,8 @@ def _accumulate(model: "GENEX", counts, codes: np.ndarray, column: int, method: 
         cell_strata = torch.from_numpy(strata[idx]).to(model.device)
         values = None
         for level in range(n_levels):
-            if values is None or method not in ("lfc", "translation"):  # these do not depend on the level
-                with torch.set_grad_enabled(method not in ("lfc", "translation")):
+            if values is None or method not in SAME_FOR_EVERY_LEVEL:
+                with torch.set_grad_enabled(method not in SAME_FOR_EVERY_LEVEL):
                     values = cell_values(model, x, c, column, level, method, n_steps)
             groups = 2 * cell_strata + (c[:, column] == level).long()
             explained.add(level, groups, values)
@@ -265,22 +264,22 @@ def _tables(
     explained, observed, strata = moments
     registry = model.registry
     key, levels = registry.keys[column], registry.categories[registry.keys[column]]
-    subsets = [(ALL, np.ones(explained.n_strata, dtype=bool))]
+    keeps = {ALL: np.ones(explained.n_strata, dtype=bool)}  # strata of each row's cells
     if registry.label_key and column != 1:  # the label within one cell type has no contrast
         label_of_stratum = np.zeros(explained.n_strata, dtype=np.int64)
         label_of_stratum[strata] = codes[:, 1]
-        subsets += [(name, label_of_stratum == i) for i, name in enumerate(registry.categories[registry.label_key])]
+        keeps |= {name: label_of_stratum == i for i, name in enumerate(registry.categories[registry.label_key])}
     genes = np.asarray(registry.var_names)
     rows = []
     for level, level_name in enumerate(levels):
-        contrasts = {ct: c for ct, keep in subsets if (c := explained.contrast(level, keep, log)) is not None}
+        contrasts = {ct: c for ct, keep in keeps.items() if (c := explained.contrast(level, keep, log)) is not None}
         if ALL not in contrasts:
             continue
         per_type = [(effect, weight) for ct, (effect, _, weight) in contrasts.items() if ct != ALL]
         for cell_type, (effect, _, _) in contrasts.items():
             if cell_type != ALL and not per:
                 continue
-            data_effect, se, _ = observed.contrast(level, dict(subsets)[cell_type])
+            data_effect, se, _ = observed.contrast(level, keeps[cell_type])
             pval = empirical_null_pvalues(data_effect, se)
             fdr = false_discovery_control(pval, method="bh")
             score = np.abs(effect)

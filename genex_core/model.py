@@ -204,7 +204,7 @@ class GENEX:
             large data: on the GENEX paper's design (8,000 cells, ~12 generator steps per
             epoch) the batches stayed unmixed after 25 and 50 epochs (every cell's 15 nearest
             neighbours in PCA(50) of the corrected values were of its own batch; mean
-            |deviation| 0.29); measured every 2 steps, 33% were (28% if fully mixed;
+            |deviation| about 0.3); measured every 2 steps, 33% were (28% if fully mixed;
             deviation 0.007), at twice the training time. On 1,200 cells an epoch has about
             2 generator steps, so 2 measures about once per epoch, as before.
         device

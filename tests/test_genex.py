@@ -225,3 +225,28 @@ def test_cuda_request_falls_back_to_cpu_with_one_warning(adata, caplog):
 def test_bad_training_arguments(adata, args):
     with pytest.raises(ValueError, match="must be"):
         GENEX(adata).train(progress=False, **args)
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_moment_deviation_is_measured_every_few_generator_steps(adata, monkeypatch, every):
+    """Once at the start, after every ``deviation_every`` generator steps, and at the end of
+    an epoch with steps since the last measurement."""
+    from genex_core.module import GenexModule
+
+    calls = []
+    measure = GenexModule.set_deviation
+    monkeypatch.setattr(GenexModule, "set_deviation", lambda self, *a: calls.append(1) or measure(self, *a))
+    epochs, batch_size, n_critic = 3, 16, 1  # 4 generator steps per epoch
+    GENEX(adata, **SMALL).train(max_epochs=epochs, batch_size=batch_size, n_critic=n_critic, deviation_every=every, progress=False)
+    d_steps = adata.n_obs // batch_size
+    expected, step, since = 1, 0, 0
+    for _ in range(epochs):
+        for _ in range(d_steps):
+            step += 1
+            if step % n_critic == 0:
+                since += 1
+                if since == every:
+                    expected, since = expected + 1, 0
+        if since:
+            expected, since = expected + 1, 0
+    assert len(calls) == expected > 1 + epochs  # more often than once per epoch
