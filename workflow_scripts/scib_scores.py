@@ -60,6 +60,14 @@ class NotApplicable(Exception):
     """A metric the library cannot compute on these data; the message is the table's note."""
 
 
+def _require_two_labels(rep: "Representation") -> None:
+    """Label-conservation metrics compare cell types: with one there is nothing to compare
+    (scib's NMI raises a TypeError, the label silhouette a ValueError, cLISI divides by 0)."""
+    n = rep.adata.obs[rep.label_key].nunique()
+    if n < 2:
+        raise NotApplicable(f"not applicable: needs at least 2 cell types; obs['{rep.label_key}'] has {n}")
+
+
 @dataclass(frozen=True)
 class Representation:
     """One representation of one method's output, with what every metric needs computed once.
@@ -129,21 +137,25 @@ def pcr_comparison(rep: Representation) -> float:
 
 
 def nmi(rep: Representation) -> float:
+    _require_two_labels(rep)
     return scib.metrics.nmi(rep.adata, CLUSTER_KEY, rep.label_key)
 
 
 def ari(rep: Representation) -> float:
     """Adjusted Rand index, floored at 0: a clustering worse than chance scores as chance does
     (the same floor scib puts on PCR comparison), which keeps every metric in [0, 1]."""
+    _require_two_labels(rep)
     return max(0.0, scib.metrics.ari(rep.adata, CLUSTER_KEY, rep.label_key))
 
 
 def asw_label(rep: Representation) -> float:
+    _require_two_labels(rep)
     return scib.metrics.silhouette(rep.adata, rep.label_key, EMBEDDING)
 
 
 def _require_isolated_labels(rep: Representation) -> None:
     """scib's isolated labels are those in the fewest batches; none when every label is in all."""
+    _require_two_labels(rep)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # scib's warning says what the note says
         isolated = get_isolated_labels(rep.adata, rep.label_key, rep.batch_key, None, verbose=False)
@@ -163,6 +175,7 @@ def isolated_label_asw(rep: Representation) -> float:
 
 
 def clisi_graph(rep: Representation) -> float:
+    _require_two_labels(rep)
     return scib.metrics.clisi_graph(rep.adata, rep.label_key, type_="knn", n_cores=rep.threads)
 
 
@@ -222,7 +235,8 @@ def representation(coords, obs, batch_key, label_key, baseline, expression=None,
         "distances_key": "distances",
         "params": {"n_neighbors": graph.n_neighbors, "method": "umap", "metric": "euclidean", "use_rep": EMBEDDING},
     }
-    scib.metrics.cluster_optimal_resolution(adata, label_key, cluster_key=CLUSTER_KEY, use_rep=EMBEDDING, verbose=False)
+    if adata.obs[label_key].nunique() > 1:  # with one cell type NMI/ARI are not applicable: no clustering
+        scib.metrics.cluster_optimal_resolution(adata, label_key, cluster_key=CLUSTER_KEY, use_rep=EMBEDDING, verbose=False)
     return Representation(adata, neighbors, batch_key, label_key, baseline, expression, threads)
 
 
