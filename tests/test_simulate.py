@@ -134,6 +134,7 @@ def test_rm_effect_gives_unit_batch_factors(tiny_params):
         (dict(group_prob=[[1.0], [0.5, 0.5], [1.0]]), "one per batch"),
         (dict(batch_facLoc=[0.1, 0.2, 0.3]), "batch_facLoc has 3 values"),
         (dict(dropout_type="cells"), "dropout_type must be one of"),
+        (dict(lib_loc=[11.0, 10.0, 9.0]), "lib_loc has 3 values"),
     ],
 )
 def test_bad_parameters(bad, message, tiny_params):
@@ -145,3 +146,105 @@ def test_params_round_trip_through_uns(tiny_params):
     params = SplatParams.from_dict(dict(tiny_params, covariates=[{"name": "sex", "levels": ["f", "m"]}]))
     stored = params.to_dict()
     assert stored["seed"] == tiny_params["seed"] and stored["covariates"]["sex"]["levels"] == ["f", "m"]
+    assert "method" not in stored and "path_nSteps" not in stored  # groups: path parameters play no part
+
+
+def test_no_batch_effect_truth_is_the_raw_expectation(tiny_params):
+    """Without a batch effect the truth is what was measured: batch-free means equal the
+    expected means of X, and the batch-free counts are X itself."""
+    a = simulate(dict(tiny_params, batch_facLoc=0, batch_facScale=0, dropout_type="experiment", dropout_mid=1.0))
+    assert (a.var.filter(like="batch_factor_") == 1).all().all()
+    groups = a.obs["cell_type"].to_numpy()
+    var = a.var
+    cells = zip(groups, a.obs["batch"])
+    profile = np.stack([var["gene_mean"] * var[f"de_factor_{g}"] * var[f"batch_factor_{b}"] for g, b in cells])
+    expected_x = a.obs["exp_lib_size"].to_numpy()[:, None] * profile / profile.sum(1, keepdims=True)
+    np.testing.assert_allclose(a.layers["batchfree_means"], expected_x, rtol=1e-6)
+    assert (a.layers["batchfree_counts"] != a.X).nnz == 0
+    # a batch without effect next to one with: only the cells of the first measured their truth
+    b = simulate(dict(tiny_params, batch_facLoc=[0, 0.3], batch_facScale=[0, 0.1]))
+    first = (b.obs["batch"] == "Batch1").to_numpy()
+    assert (b.layers["batchfree_counts"][first] != b.X[first]).nnz == 0
+    assert (b.layers["batchfree_counts"][~first] != b.X[~first]).nnz > 0
+
+
+def test_per_batch_technical_parameters_that_agree_change_nothing(tiny_params):
+    plain = simulate(dict(tiny_params, dropout_type="experiment", dropout_mid=2.0, dropout_shape=-1.0))
+    per_batch = simulate(dict(tiny_params, lib_loc=[11.0, 11.0], lib_scale=[0.2, 0.2],
+                              dropout_type="batch", dropout_mid=[2.0, 2.0], dropout_shape=[-1.0, -1.0]))
+    for m in ("batchfree_counts", "batchfree_means"):
+        assert (sp.csr_matrix(plain.layers[m]) != sp.csr_matrix(per_batch.layers[m])).nnz == 0
+    assert (plain.X != per_batch.X).nnz == 0
+    assert "batchfree_lib_size" not in per_batch.obs
+
+
+def test_platform_batches_differ_in_depth_and_dropout_but_the_truth_does_not(tiny_params):
+    loc, scale, mid = [11.0, 10.0], [0.2, 0.3], [0.0, 1.0]
+    a = simulate(dict(tiny_params, batchCells=[1000, 1000], lib_loc=loc, lib_scale=scale,
+                      dropout_type="batch", dropout_mid=mid, dropout_shape=[-1.0, -1.0]))
+    b1 = (a.obs["batch"] == "Batch1").to_numpy()
+
+    def zeros(m, cells):
+        return 1 - m[cells].nnz / (cells.sum() * m.shape[1])
+
+    lib = a.obs["exp_lib_size"].to_numpy()
+    assert abs(np.log(lib[b1]).mean() - 11.0) < 0.03 and abs(np.log(lib[~b1]).mean() - 10.0) < 0.03
+    assert zeros(a.X, ~b1) > zeros(a.X, b1) + 0.1
+    free = a.layers["batchfree_counts"]
+    assert abs(zeros(free, ~b1) - zeros(free, b1)) < 0.01
+    # batch-free library size: the cell's deviate at the mean location and scale of the batches
+    z = (np.log(lib) - np.where(b1, loc[0], loc[1])) / np.where(b1, scale[0], scale[1])
+    np.testing.assert_allclose(a.obs["batchfree_lib_size"], np.exp(np.mean(loc) + np.mean(scale) * z), rtol=1e-10)
+    np.testing.assert_allclose(a.layers["batchfree_means"].sum(1), a.obs["batchfree_lib_size"], rtol=1e-4)
+
+
+PATHS = dict(nGenes=400, batchCells=[200, 200], group_prob=[0.5, 0.5], de_prob=0.3, de_facLoc=0.5,
+             method="paths", path_nSteps=40, seed=5)
+
+
+def test_paths_are_continuous(tmp_path):
+    a = simulate(PATHS)
+    assert set(a.obs["cell_type"].cat.categories) == {"Path1", "Path2"}
+    assert a.obs["step"].min() == 1 and a.obs["step"].max() == 40
+    means = a.layers["batchfree_means"] / a.obs["exp_lib_size"].to_numpy()[:, None]
+    for path in ("Path1", "Path2"):
+        cells = (a.obs["cell_type"] == path).to_numpy()
+        step = a.obs["step"].to_numpy()[cells]
+        de = a.var[f"de_factor_{path}"].to_numpy()
+        linear = a.var[f"sigma_factor_{path}"].to_numpy() == 0
+        genes = np.flatnonzero(linear & (np.abs(np.log(de)) > 0.5))
+        assert genes.size > 10
+        for j in genes:  # a strong DE gene moves steadily from the origin to the path's end
+            r = np.corrcoef(step, means[cells, j])[0, 1] * np.sign(np.log(de[j]))
+            assert r > 0.95
+        # the path ends at its DE factor; cells at one step share a profile
+        end = cells & (a.obs["step"] == 40).to_numpy()
+        target = a.var["gene_mean"] * de
+        np.testing.assert_allclose(means[end], np.tile(target / target.sum(), (end.sum(), 1)), rtol=1e-4)
+    write_h5ad_atomic(a, tmp_path / "a.h5ad")
+    write_h5ad_atomic(simulate(PATHS, n_threads=2), tmp_path / "b.h5ad")
+    assert _sha(tmp_path / "a.h5ad") == _sha(tmp_path / "b.h5ad")
+    assert a.uns["simulation"]["method"] == "paths" and a.uns["simulation"]["path_nSteps"] == 40
+
+
+def test_paths_from_a_path_inherit_its_factors():
+    a = simulate(dict(PATHS, group_prob=[0.4, 0.3, 0.3], path_from=[0, 1, 1]))
+    first, second = a.var["de_factor_Path1"].to_numpy(), a.var["de_factor_Path2"].to_numpy()
+    shared = (first != 1) & (second == first)  # genes without a DE factor of their own on Path2
+    assert shared.sum() > 0.5 * (first != 1).sum()
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(path_from=[0, 2]), "cannot begin at itself"),
+        (dict(path_from=[2, 1]), "origin"),
+        (dict(path_from=[0, 3]), "path_from must hold integers"),
+        (dict(group_prob=[0.4, 0.3, 0.3], path_from=[0, 3, 2]), "cycles"),
+        (dict(path_skew=1.5), "path_skew"),
+        (dict(method="single"), "method must be"),
+    ],
+)
+def test_bad_path_parameters(bad, message):
+    with pytest.raises(ValueError, match=message):
+        simulate(dict(PATHS, **bad))
