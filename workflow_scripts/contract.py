@@ -1,19 +1,24 @@
-"""The dataset contract (``DATA.md``): its keys, and the one check every entry point uses."""
+"""The dataset contract (``DATA.md``): its keys, the one check every entry point uses, what a
+step gets from a dataset (:func:`has_counts`, :func:`log_expression`), and the config's key check."""
 
-from collections.abc import Sequence
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from genex_core.preprocessing import matrix_problem
+from genex_core.preprocessing import log_normalize, matrix_problem
 
 BATCH_KEY = "batch"
 LABEL_KEY = "cell_type"
 TRUTH_MEANS = "batchfree_means"
 TRUTH_COUNTS = "batchfree_counts"
 DATASET_UNS = "dataset"  # uns entry recording the dataset's name, keys and provenance
+NEEDS_COUNTS = "skipped: needs raw counts"  # status of a count-only step on a `counts: false` dataset
 
 
 class DatasetError(ValueError):
@@ -21,6 +26,34 @@ class DatasetError(ValueError):
 
     def __init__(self, dataset: str, field: str, problem: str, fix: str):
         super().__init__(f"dataset '{dataset}': {field}: {problem}. {fix}")
+
+
+class NeedsRawCounts(ValueError):
+    """A step that models raw counts was asked to run on a dataset that declares ``counts: false``;
+    the step's table gets a :data:`NEEDS_COUNTS` row instead."""
+
+
+def has_counts(adata: ad.AnnData) -> bool:
+    """Whether a contract dataset's X holds raw counts (``uns["dataset"]["counts"]``, default
+    True); False for ``counts: false``, whose X is already log1p(CP10k)."""
+    return bool(adata.uns.get(DATASET_UNS, {}).get("counts", True))
+
+
+def log_expression(adata: ad.AnnData, dense: bool = True):
+    """The dataset's log1p(CP10k) expression, cells x genes: X normalised when it holds raw
+    counts, X as given when the dataset declares ``counts: false`` (its values are already
+    log-normalised; normalising them again shrinks every fold change). The one place that
+    decides; every step that wants log expression asks here. Dense float32, or CSR float32
+    with ``dense=False``."""
+    values = log_normalize(adata.X) if has_counts(adata) else sp.csr_matrix(adata.X, dtype=np.float32)
+    return (values.toarray() if sp.issparse(values) else np.asarray(values, dtype=np.float32)) if dense else sp.csr_matrix(values)
+
+
+def require_counts(adata: ad.AnnData, step: str) -> None:
+    """Raise :class:`NeedsRawCounts` unless the dataset's X holds raw counts."""
+    if not has_counts(adata):
+        name = adata.uns.get(DATASET_UNS, {}).get("name", "?")
+        raise NeedsRawCounts(f"{step} models raw counts; dataset '{name}' declares `counts: false`: {NEEDS_COUNTS}")
 
 
 def check_matrix(dataset: str, field: str, matrix, counts: bool) -> None:
@@ -40,7 +73,22 @@ def validate_dataset(
     covariates: Sequence[str] = (),
     counts: bool = True,
 ) -> None:
-    """Raise :class:`DatasetError` unless ``adata`` follows the dataset contract."""
+    """Raise :class:`DatasetError` unless ``adata`` follows the dataset contract.
+
+    Beyond the matrix and the keyed columns, it refuses what would fail later inside one
+    method: the label or a covariate naming the batch column (or each other), and a level of
+    the batch, label or a covariate held by a single cell.
+    """
+    if adata.isbacked:
+        raise DatasetError(
+            dataset, "X", f"is backed (read with `backed='r'` from {adata.filename}); backed data is not supported yet",
+            "Load it into memory first: `adata = adata.to_memory()`, or `anndata.read_h5ad(path)` without `backed`.",
+        )  # fmt: skip
+    if adata.X is None:
+        layers = list(adata.layers.keys())
+        fix = f"Set `counts_layer:` in this dataset's config to the layer that holds the raw counts (layers: {layers})." if layers else "Store the raw counts in X."
+        raise DatasetError(dataset, "X", "is None (the file holds no X matrix)", fix)
+    _check_keys(dataset, batch_key, label_key, covariates)
     for axis, names in (("obs_names", adata.obs_names), ("var_names", adata.var_names)):
         if names.has_duplicates:
             dups = names[names.duplicated()].unique()[:5].tolist()
@@ -53,12 +101,39 @@ def validate_dataset(
             raise DatasetError(dataset, f"obs['{key}']", f"is missing (named by {role}); obs has {list(adata.obs.columns)}", f"Set `{role}` in the config to one of these columns.")
         if adata.obs[key].isna().any():
             raise DatasetError(dataset, f"obs['{key}']", f"has {int(adata.obs[key].isna().sum())} missing values", "Fill or drop those cells before import.")
+        sizes = adata.obs[key].astype(str).value_counts()
+        single = sorted(sizes.index[sizes < 2])
+        if single:
+            raise DatasetError(
+                dataset, f"obs['{key}']", f"has {len(single)} level(s) with a single cell ({role}): {single[:5]}",
+                f"Drop those cells or merge the levels before import, e.g. `adata = adata[adata.obs['{key}'] != '{single[0]}'].copy()`: "
+                "a method cannot estimate a level from one cell (ComBat returns non-finite values, GENEX refuses it).",
+            )  # fmt: skip
     n_batches = adata.obs[batch_key].nunique()
     if n_batches < 2:
         raise DatasetError(dataset, f"obs['{batch_key}']", f"has {n_batches} level; integration needs at least 2 batches", "Check `batch_key`, or combine this dataset with another batch.")
     for layer, is_counts in ((TRUTH_MEANS, False), (TRUTH_COUNTS, True)):
         if layer in adata.layers:
             check_matrix(dataset, f"layers['{layer}']", adata.layers[layer], is_counts)
+
+
+def _check_keys(dataset: str, batch_key: str, label_key: str, covariates: Sequence[str]) -> None:
+    """The batch, the label and each covariate name different columns."""
+    if isinstance(covariates, str):
+        raise DatasetError(dataset, "covariates", f"is the string '{covariates}', not a list", f"Write it as a list: `covariates: [{covariates}]`.")
+    if label_key == batch_key:
+        raise DatasetError(
+            dataset, "label_key", f"names obs['{label_key}'], which is also the batch_key",
+            "Set `label_key` to the column of cell types; it must differ from `batch_key` (the technical batch).",
+        )  # fmt: skip
+    roles = {batch_key: "batch_key", label_key: "label_key"}
+    for cov in covariates:
+        if cov in roles:
+            raise DatasetError(
+                dataset, "covariates", f"'{cov}' is also the {roles[cov]}",
+                f"Remove '{cov}' from `covariates`: the batch and the label are conditioned on already; covariates are further columns.",
+            )  # fmt: skip
+        roles[cov] = "covariates"
 
 
 def to_contract(
@@ -76,6 +151,8 @@ def to_contract(
     names strings; the keys and provenance are recorded in ``uns["dataset"]`` so later stages
     read them from the file.
     """
+    if adata.isbacked or adata.X is None:
+        validate_dataset(adata, dataset, batch_key, label_key, covariates, counts)  # says what to do
     adata = adata.copy() if adata.is_view else adata
     adata.obs_names = adata.obs_names.astype(str)
     adata.var_names = adata.var_names.astype(str)
@@ -98,3 +175,57 @@ def to_contract(
         "source": source,
     }
     return adata
+
+
+class ConfigError(ValueError):
+    """A config key the schema does not know; the message names it, where it is and the keys
+    allowed there (instead of the whole schema a failed validation prints)."""
+
+
+def _resolve(schema: Mapping, root: Mapping) -> Mapping:
+    while "$ref" in schema:
+        node = root
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            node = node[part]
+        schema = node
+    return schema
+
+
+def _unknown_keys(node, schema: Mapping, where: str, root: Mapping) -> list[str]:
+    """One line per key of ``node`` that ``schema`` does not allow, recursively."""
+    schema = _resolve(schema, root)
+    problems = []
+    if isinstance(node, Mapping):
+        properties = schema.get("properties", {})
+        patterns = schema.get("patternProperties", {})
+        extra = schema.get("additionalProperties", True)
+        for key, value in node.items():
+            here = f"{where}.{key}" if where else str(key)
+            matching = [p for p in patterns if re.search(p, str(key))]
+            if key in properties:
+                problems += _unknown_keys(value, properties[key], here, root)
+            elif matching:
+                problems += _unknown_keys(value, patterns[matching[0]], here, root)
+            elif isinstance(extra, Mapping):
+                problems += _unknown_keys(value, extra, here, root)
+            elif extra is False:
+                allowed = list(properties) + [f"keys matching {p}" for p in patterns]
+                close = difflib.get_close_matches(str(key), list(properties), n=1)
+                hint = f" Did you mean '{close[0]}'?" if close else ""
+                problems.append(f"unknown key '{key}' in {where or 'the top level'}; allowed there: {', '.join(allowed)}.{hint}")
+    elif isinstance(node, list) and isinstance(schema.get("items"), Mapping):
+        for i, item in enumerate(node):
+            problems += _unknown_keys(item, schema["items"], f"{where}[{i}]", root)
+    return problems
+
+
+def check_config_keys(config: Mapping, schema_path: str | Path) -> None:
+    """Raise :class:`ConfigError` naming every key of ``config`` that the schema does not
+    allow, where it is and the keys allowed there. Run before the schema validation, whose
+    message for an unknown key is the whole schema."""
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    problems = _unknown_keys(config, schema, "", schema)
+    if problems:
+        raise ConfigError("config: " + "\nconfig: ".join(problems) + f"\n(the keys and their meaning: {schema_path})")

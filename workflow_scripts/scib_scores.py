@@ -42,8 +42,7 @@ from scib_metrics.nearest_neighbors import NeighborsResults
 from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
-from genex_core.preprocessing import log_normalize
-from workflow_scripts.contract import DATASET_UNS
+from workflow_scripts.contract import DATASET_UNS, log_expression
 from workflow_scripts.integrate import CORRECTED, EMBEDDING
 from workflow_scripts.methods import CONTROLS
 from workflow_scripts.score_table import COLUMNS, OK, mark_controls, read_score_table, run_score_rule
@@ -241,8 +240,9 @@ def representation(coords, obs, batch_key, label_key, baseline, expression=None,
 
 
 def _baseline(data: ad.AnnData, batch_key: str) -> ad.AnnData:
-    """The dataset's log1p(CP10k) with its PCA, computed once per scoring."""
-    baseline = ad.AnnData(X=log_normalize(data.X), obs=data.obs[[batch_key]].copy(), var=data.var[[]].copy())
+    """The dataset's log1p(CP10k) with its PCA, computed once per scoring (X as given when the
+    dataset declares ``counts: false``: it is log1p(CP10k) already)."""
+    baseline = ad.AnnData(X=log_expression(data, dense=False), obs=data.obs[[batch_key]].copy(), var=data.var[[]].copy())
     sc.pp.pca(baseline, n_comps=min(N_PCS, min(baseline.shape) - 1), svd_solver="arpack")
     return baseline
 
