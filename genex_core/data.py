@@ -58,6 +58,16 @@ class Registry:
         return cls(*keys, tuple(var_names), categories)
 
 
+def as_keys(covariate_keys: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``covariate_keys`` as a tuple of column names: one name given as a string is one key
+    (not its letters)."""
+    if covariate_keys is None:
+        return ()
+    if isinstance(covariate_keys, str):
+        return (covariate_keys,)
+    return tuple(covariate_keys)
+
+
 def _field(layer: str | None) -> str:
     return "X" if layer is None else f"layers['{layer}']"
 
@@ -67,13 +77,21 @@ def counts_matrix(adata: ad.AnnData, layer: str | None):
 
     Sparse matrices in other formats are converted to CSR once, so minibatches can slice rows.
     """
+    if adata.isbacked:
+        raise ValueError(
+            f"adata is backed (read with backed='r' from {adata.filename}); GENEX does not read backed data yet. "
+            "Load it into memory first: `adata = adata.to_memory()`, or `anndata.read_h5ad(path)` without backed."
+        )
     if layer is not None and layer not in adata.layers:
         raise ValueError(
             f"layer '{layer}' not found; adata.layers has {list(adata.layers.keys())}. Pass one of these, or layer=None to use X."
         )
     matrix = adata.X if layer is None else adata.layers[layer]
     if matrix is None:
-        raise ValueError("adata.X is empty (None). Store the raw counts in X, or name the layer that holds them.")
+        layers = list(adata.layers.keys())
+        raise ValueError(
+            f"adata.X is empty (None). Name the layer that holds the raw counts, `layer=...` (layers: {layers}), or store them in X."
+        )
     if sp.issparse(matrix):
         matrix = matrix if sp.isspmatrix_csr(matrix) or isinstance(matrix, sp.csr_array) else sp.csr_matrix(matrix)
     else:
@@ -105,13 +123,29 @@ def register(
 ) -> Registry:
     """Validate the training data and freeze its keys, category levels and genes.
 
+    ``covariate_keys`` may be one column name (a string) or a sequence of them.
+
     Raises
     ------
     ValueError
-        Unknown or duplicated keys, missing values, fewer than two batches, a level with a
-        single cell (nothing to learn its code from; the batch-balanced sampler would also
-        replay that one cell as a whole batch). The counts are checked by :func:`encode`.
+        Backed data, duplicated gene names, unknown or duplicated keys, missing values, fewer
+        than two batches, a level with a single cell (nothing to learn its code from; the
+        batch-balanced sampler would also replay that one cell as a whole batch). The counts
+        are checked by :func:`encode`.
     """
+    if adata.isbacked:
+        raise ValueError(
+            f"adata is backed (read with backed='r' from {adata.filename}); GENEX does not read backed data yet. "
+            "Load it into memory first: `adata = adata.to_memory()`, or `anndata.read_h5ad(path)` without backed."
+        )
+    genes = adata.var_names
+    if genes.has_duplicates:
+        dups = genes[genes.duplicated()].unique()[:5].tolist()
+        raise ValueError(
+            f"adata.var_names has {int(genes.duplicated().sum())} duplicated gene names, e.g. {dups}: a model's genes must be unique. "
+            "Make them unique first, `adata.var_names_make_unique()`, and use the same names whenever the model is loaded."
+        )
+    covariate_keys = as_keys(covariate_keys)
     keys = [batch_key, *([label_key] if label_key else []), *covariate_keys]
     if len(set(keys)) != len(keys):
         raise ValueError(f"batch_key, label_key and covariate_keys must name different columns, got {keys}.")

@@ -20,7 +20,8 @@ import torch
 from tqdm.auto import tqdm
 
 from genex_core import _constants as C
-from genex_core.data import BalancedSampler, Registry, encode, minibatch, register, sequential_chunks
+from genex_core._atomic import check_not_newer, replace_atomically
+from genex_core.data import BalancedSampler, Registry, as_keys, encode, minibatch, register, sequential_chunks
 from genex_core.module import DiscriminatorLoss, GenexModule, GeneratorLoss
 
 logger = logging.getLogger(__name__)
@@ -38,12 +39,20 @@ OFFSET_LR_FACTOR = 10.0  # group offsets are plain per-gene shifts: they can tak
 INFERENCE_BATCH = 1024
 
 
+DEVICES = "'auto' (CUDA if available), 'cpu', 'cuda' or 'cuda:N' (the N-th GPU)"
+
+
 def _resolve_device(device: str | torch.device) -> torch.device:
     """``"auto"``: CUDA if available, else CPU. An explicit CUDA request without a GPU falls
-    back to the CPU with one warning line."""
+    back to the CPU with one warning line. Anything else torch cannot parse is a ValueError
+    naming the allowed devices."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as err:
+        hint = " (a GPU is 'cuda')" if str(device).lower().startswith("gpu") else ""
+        raise ValueError(f"device={device!r} is not a device{hint}; use {DEVICES}.") from err
     if resolved.type == "cuda" and not torch.cuda.is_available():
         logger.warning("GENEX: device '%s' requested but CUDA is not available; using the CPU.", device)
         return torch.device("cpu")
@@ -78,7 +87,8 @@ class GENEX:
         ``None``: label-free mode (published "GENEX (Batch)"), where the codes enter the
         decoder so the embedding depends on expression alone.
     covariate_keys
-        Further categorical ``obs`` columns to condition on (and to explain later).
+        Further categorical ``obs`` columns to condition on (and to explain later); one
+        column may be given as a string.
     layer
         Layer holding the counts; ``None`` for ``X``.
     hidden
@@ -118,7 +128,7 @@ class GENEX:
         embedding_dim: int = 16,
         dropout: float = 0.16,
     ):
-        registry = register(adata, batch_key, label_key, covariate_keys, layer)
+        registry = register(adata, batch_key, label_key, as_keys(covariate_keys), layer)
         module_args = {
             "n_genes": adata.n_vars,
             "n_levels": registry.n_levels,
@@ -142,6 +152,7 @@ class GENEX:
         self.history: dict[str, list] = {}
         self.train_args: dict | None = None
         self.is_trained = False
+        self._started_ns = time.time_ns()  # made (or loaded); train() sets it again: see save()
 
     @property
     def mode(self) -> str:
@@ -231,6 +242,7 @@ class GENEX:
             "seed": seed, "torch_threads": torch.get_num_threads(),
         }
         self.is_trained = False
+        self._started_ns = time.time_ns()
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
             self.module.reset_parameters()
@@ -446,10 +458,19 @@ class GENEX:
         """Write the weights (``model.pt``) and a JSON registry (set-up, category mappings,
         genes, architecture, training arguments, history, mode) to ``dir_path``.
 
+        Each file is written to a hidden temporary file and renamed into place, so a killed
+        save leaves no half-written model (a later save removes the temporaries a killed one
+        left). The files' modification time is when this model's training started (or when it
+        was made or loaded, untrained), and ``overwrite`` never replaces a model whose training
+        started later: an orphaned job of a killed workflow run finishing after a newer run's
+        job cannot replace the newer model.
+
         Raises
         ------
         FileExistsError
-            If a saved model is already there and ``overwrite`` is False.
+            If a saved model is already there and ``overwrite`` is False;
+            ``genex_core._atomic.StaleOutputError`` (a FileExistsError) if the saved model was
+            trained after this one started training.
         """
         path = Path(dir_path)
         files = [path / C.WEIGHTS_FILE, path / C.REGISTRY_FILE]
@@ -458,7 +479,6 @@ class GENEX:
                 f"a GENEX model is already saved in {path}. Pass overwrite=True to replace it, or choose another directory."
             )
         path.mkdir(parents=True, exist_ok=True)
-        torch.save(self.module.state_dict(), files[0])
         registry = {
             **self.info,
             C.CATEGORIES: self.registry.categories,
@@ -466,7 +486,10 @@ class GENEX:
             C.HISTORY: self.history,
             C.IS_TRAINED: self.is_trained,
         }
-        files[1].write_text(json.dumps(registry, indent=1))
+        for file in files:  # both checked before either is replaced
+            check_not_newer(file, self._started_ns)
+        replace_atomically(lambda tmp: torch.save(self.module.state_dict(), tmp), files[0], self._started_ns)
+        replace_atomically(lambda tmp: tmp.write_text(json.dumps(registry, indent=1)), files[1], self._started_ns)
 
     @classmethod
     def load(cls, dir_path: str | Path, adata: ad.AnnData, device: str | torch.device = "auto") -> "GENEX":

@@ -7,7 +7,9 @@ from snakemake.utils import validate
 # Rule scripts import genex_core and workflow_scripts from this checkout, in the venv and in
 # per-rule conda envs alike (and inside cluster jobs, which re-read this file).
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])))
+from workflow_scripts.config_keys import check_config_keys  # noqa: E402 (yaml only)
 
+check_config_keys(config, Path(workflow.basedir) / "config" / "config.schema.yaml")  # names an unknown key
 validate(config, schema="../config/config.schema.yaml")
 
 DATASETS = list(config["datasets"])

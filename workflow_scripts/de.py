@@ -20,10 +20,14 @@ Workflows (``WORKFLOWS``), each returning one row per comparison and gene (:data
 ``ols_batch``
     Per gene, ordinary least squares of log1p CP10k on an intercept, the comparison's group
     indicator and the batch (one-hot): the t-test of the group coefficient, Bonferroni-adjusted.
+    On a ``counts: false`` dataset X is taken as the log1p CP10k it already is
+    (:func:`workflow_scripts.contract.log_expression`).
 ``scvi_de``
     scVI trained on the raw counts of all genes with batch as covariate;
     ``differential_expression(mode="change", batch_correction=True)``; significant = scVI's
-    own posterior FDR control at 0.05.
+    own posterior FDR control at 0.05. Needs raw counts: on a ``counts: false`` dataset it
+    raises :class:`workflow_scripts.contract.NeedsRawCounts` and its score table says
+    ``skipped: needs raw counts``.
 
 ``score`` is the ranking strength (higher = more evidence of DE, both directions), ``lfc`` the
 direction. Genes a method did not model (NaN columns) get no evidence (score 0, p = 1).
@@ -36,11 +40,10 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import scanpy as sc
-import scipy.sparse as sp
 import scipy.stats
 from threadpoolctl import threadpool_limits
 
-from genex_core.preprocessing import log_normalize
+from workflow_scripts.contract import log_expression, require_counts
 
 WORKFLOWS = ("wilcoxon", "ols_batch", "scvi_de")
 ALPHA = 0.05
@@ -191,6 +194,7 @@ def scvi_de(data: ad.AnnData, batch_key: str, label_key: str, comps: list[Compar
     ``score`` orders genes by scVI's posterior probability of a change, ties (probabilities
     saturate at 1) broken by the absolute posterior mean log fold change.
     """
+    require_counts(data, "scvi_de")
     import scvi
     import torch
 
@@ -218,8 +222,13 @@ def run_workflow(workflow: str, data: ad.AnnData, integrated: ad.AnnData | None 
     """One workflow on one dataset: the per-gene table of every comparison.
 
     ``wilcoxon`` tests ``integrated.layers["corrected"]`` (an output without corrected values
-    gives an empty table); the other workflows test ``data``'s raw counts and name their rows
-    ``unintegrated``.
+    gives an empty table); the other workflows test ``data`` (its log1p CP10k, or its raw
+    counts for ``scvi_de``) and name their rows ``unintegrated``.
+
+    Raises
+    ------
+    NeedsRawCounts
+        ``scvi_de`` on a dataset that declares ``counts: false``.
     """
     from workflow_scripts.integrate import CORRECTED, METHOD_UNS
 
@@ -232,9 +241,7 @@ def run_workflow(workflow: str, data: ad.AnnData, integrated: ad.AnnData | None 
             tables = wilcoxon(integrated.layers[CORRECTED], data.obs, data.var_names, label_key, comps) if CORRECTED in integrated.layers else []
         elif workflow == "ols_batch":
             method = "unintegrated"
-            lognorm = log_normalize(data.X)
-            lognorm = lognorm.toarray() if sp.issparse(lognorm) else np.asarray(lognorm)
-            tables = ols_batch(lognorm, data.obs, data.var_names, batch_key, label_key, comps)
+            tables = ols_batch(log_expression(data), data.obs, data.var_names, batch_key, label_key, comps)
         elif workflow == "scvi_de":
             method = "unintegrated"
             tables = scvi_de(data, batch_key, label_key, comps, seed=seed, threads=threads, **params)

@@ -24,7 +24,9 @@ Metrics per comparison, then the mean over the comparisons of a category
     significant genes that are not DE, per comparison. On a covariate without simulated
     effect (a null) every call is false and the ranking metrics are undefined (NaN, noted).
 
-A dataset without simulated factors gets NaN rows saying so, never zeros.
+A dataset without simulated factors gets NaN rows saying so, never zeros. A workflow that
+needs raw counts (``scvi_de``) on a ``counts: false`` dataset gets NaN rows with status
+``skipped: needs raw counts``.
 """
 
 from collections.abc import Iterable, Mapping
@@ -35,8 +37,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
-from workflow_scripts.contract import DATASET_UNS
-from workflow_scripts.de import REST, Comparison, run_workflow
+from workflow_scripts.contract import DATASET_UNS, NEEDS_COUNTS, NeedsRawCounts
+from workflow_scripts.de import GENE_COLUMNS, REST, Comparison, run_workflow
 from workflow_scripts.methods import EXPRESSION_METHODS
 from workflow_scripts.score_table import COLUMNS, OK, mark_controls, read_score_table
 
@@ -133,10 +135,21 @@ def de_scores(genes: pd.DataFrame, label_key: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def status_of(reason: str) -> str:
+    """A failure record's reason as a table status: ``failed: <reason>``, except a skip
+    (``skipped: ...``, e.g. a method that needs raw counts), which is shown as it is."""
+    return reason if reason.startswith("skipped") else f"failed: {reason}"
+
+
+def skipped_rows(dataset: str, method: str, workflow: str, status: str, note: str = "") -> pd.DataFrame:
+    """NaN rows, one per metric, of a workflow that did not run (``status`` says why)."""
+    return pd.DataFrame([(dataset, method, workflow, "all", metric, "raw", np.nan, note, status) for metric in METRICS], columns=COLUMNS)
+
+
 def failure_rows(dataset: str, failures: Mapping[str, str]) -> pd.DataFrame:
-    """NaN rows for expression methods that failed, so they stay in the DE table."""
+    """NaN rows for expression methods that failed (or were skipped), so they stay in the DE table."""
     rows = [
-        (dataset, method, "wilcoxon", "all", metric, "raw", np.nan, "", f"failed: {reason}")
+        (dataset, method, "wilcoxon", "all", metric, "raw", np.nan, "", status_of(reason))
         for method, reason in failures.items()
         if method in EXPRESSION_METHODS
         for metric in METRICS
@@ -148,12 +161,18 @@ def de_to_csv(
     workflow: str, data_path, integrated_path, genes_csv, scores_csv, *, seed: int = 0, threads: int = 1, params: dict | None = None
 ) -> pd.DataFrame:
     """Rule entry point: run one DE workflow, write its per-gene table (with ``is_true``) and
-    its scores against the truth."""
+    its scores against the truth. A workflow that needs raw counts on a ``counts: false``
+    dataset writes an empty gene table and ``skipped: needs raw counts`` rows."""
     data = ad.read_h5ad(data_path)
     integrated = ad.read_h5ad(integrated_path) if integrated_path else None
     label_key = data.uns[DATASET_UNS]["label_key"]
-    genes = add_truth(run_workflow(workflow, data, integrated, seed=seed, threads=threads, **(params or {})), data.var, label_key)
-    scores = de_scores(genes, label_key)
+    try:
+        genes = add_truth(run_workflow(workflow, data, integrated, seed=seed, threads=threads, **(params or {})), data.var, label_key)
+        scores = de_scores(genes, label_key)
+    except NeedsRawCounts as skip:
+        print(skip, flush=True)
+        genes = pd.DataFrame(columns=[*GENE_COLUMNS, "is_true"])
+        scores = skipped_rows(data.uns[DATASET_UNS]["name"], "unintegrated", workflow, NEEDS_COUNTS, "the dataset declares counts: false")
     for path, table in ((genes_csv, genes), (scores_csv, scores)):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(path, index=False)

@@ -33,6 +33,11 @@ Rivals (:data:`RIVALS`):
 
 ``score`` is higher for genes more tied to the level, ``rank`` 1 the most tied (ties broken
 by gene order). ``significant`` only where the method makes calls.
+
+On a dataset that declares ``counts: false`` (X already log1p CP10k) the rivals on log
+expression use X as given (:func:`workflow_scripts.contract.log_expression`); those that model
+raw counts (:data:`NEEDS_COUNTS_METHODS`: GENEX's explanations, ``scvi_de``, ``mrvi``) write an
+empty table, which :mod:`workflow_scripts.explain_scores` reports as ``skipped: needs raw counts``.
 """
 
 from pathlib import Path
@@ -40,15 +45,14 @@ from pathlib import Path
 import anndata as ad
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from genex_core.preprocessing import log_normalize
-from workflow_scripts.contract import DATASET_UNS
+from workflow_scripts.contract import DATASET_UNS, NEEDS_COUNTS, has_counts, log_expression, require_counts
 from workflow_scripts.de import ALL_CELLS, MIN_CELLS, REST, Comparison, levels, ols_batch, scvi_de, wilcoxon
 
 RIVALS = ("mean_difference", "wilcoxon_raw", "ols_batch", "scvi_de", "mrvi", "random")
 GENEX = "genex"
+NEEDS_COUNTS_METHODS = ("scvi_de", "mrvi")  # and every GENEX explanation (:func:`needs_counts`)
 KEYS = ["covariate", "level", "cell_type"]
 TABLE_COLUMNS = ["dataset", "method", *KEYS, "gene", "score", "rank", "significant"]
 
@@ -84,6 +88,7 @@ def mrvi(
 ) -> list[pd.DataFrame]:
     """MrVI on all genes' raw counts, sample = batch x covariate levels; per-gene scores from
     its per-cell log fold changes of each covariate level (see the module docstring)."""
+    require_counts(data, "mrvi")
     import scvi
     import torch
 
@@ -114,9 +119,9 @@ def _from_de(tables: list[pd.DataFrame]) -> list[pd.DataFrame]:
     return [t[[*KEYS, "gene", "score", "significant"]] for t in tables]
 
 
-def _lognorm(data: ad.AnnData) -> np.ndarray:
-    values = log_normalize(data.X)
-    return values.toarray() if sp.issparse(values) else np.asarray(values)
+def needs_counts(method: str) -> bool:
+    """Whether an explanation method models raw counts (skipped on ``counts: false`` data)."""
+    return method.split("_")[0] == GENEX or method in NEEDS_COUNTS_METHODS
 
 
 def run_rival(rival: str, data: ad.AnnData, *, seed: int = 0, threads: int = 1, **params) -> pd.DataFrame:
@@ -128,11 +133,11 @@ def run_rival(rival: str, data: ad.AnnData, *, seed: int = 0, threads: int = 1, 
     genes = data.var_names.astype(str)
     with threadpool_limits(threads):
         if rival == "mean_difference":
-            tables = mean_difference(_lognorm(data), data.obs, genes, label_key, comps)
+            tables = mean_difference(log_expression(data), data.obs, genes, label_key, comps)
         elif rival == "wilcoxon_raw":
-            tables = _from_de(wilcoxon(_lognorm(data), data.obs, genes, label_key, comps))
+            tables = _from_de(wilcoxon(log_expression(data), data.obs, genes, label_key, comps))
         elif rival == "ols_batch":
-            tables = _from_de(ols_batch(_lognorm(data), data.obs, genes, batch_key, label_key, comps))
+            tables = _from_de(ols_batch(log_expression(data), data.obs, genes, batch_key, label_key, comps))
         elif rival == "scvi_de":
             not_batch = [c for c in comps if c.covariate != batch_key]
             tables = _from_de(scvi_de(data, batch_key, label_key, not_batch, seed=seed, threads=threads, **params))
@@ -180,9 +185,14 @@ def explain_to_csv(
     method: str, data_path, output, model_dir=None, *, seed: int = 0, threads: int = 1, params: dict | None = None
 ) -> pd.DataFrame:
     """Rule entry point: one method's explanation table of one dataset (``genex`` and
-    ``genex_<name>``: GENEX's, with ``params``)."""
+    ``genex_<name>``: GENEX's, with ``params``). A method that needs raw counts on a
+    ``counts: false`` dataset writes an empty table (scored as ``skipped: needs raw counts``)
+    without reading the model."""
     data = ad.read_h5ad(data_path)
-    if method.split("_")[0] == GENEX:
+    if needs_counts(method) and not has_counts(data):
+        print(f"{method} models raw counts; dataset '{data.uns[DATASET_UNS]['name']}' declares `counts: false`: {NEEDS_COUNTS}", flush=True)
+        table = pd.DataFrame(columns=TABLE_COLUMNS)
+    elif method.split("_")[0] == GENEX:
         table = run_genex(data, model_dir, name=method, seed=seed, threads=threads, **(params or {}))
     else:
         table = run_rival(method, data, seed=seed, threads=threads, **(params or {}))

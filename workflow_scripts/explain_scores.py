@@ -33,7 +33,9 @@ batch as ``batch``, the cell type as ``cell_type``, extra covariates by name) an
     there).
 
 A covariate without any simulated gene effect (a null) has NaN ranking metrics (noted) and
-counts its calls, all false; a dataset without simulated factors gets NaN rows saying so.
+counts its calls, all false; a dataset without simulated factors gets NaN rows saying so. A
+method that models raw counts on a ``counts: false`` dataset gets NaN rows with status
+``skipped: needs raw counts``.
 """
 
 from collections.abc import Iterable, Mapping
@@ -44,10 +46,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from workflow_scripts.contract import DATASET_UNS
+from workflow_scripts.contract import DATASET_UNS, NEEDS_COUNTS, has_counts
 from workflow_scripts.de import ALL_CELLS, REST, Comparison
-from workflow_scripts.de_scores import NULL, true_genes as de_true_genes
-from workflow_scripts.explain_rivals import GENEX, KEYS, RIVALS
+from workflow_scripts.de_scores import NULL, status_of, true_genes as de_true_genes
+from workflow_scripts.explain_rivals import GENEX, KEYS, RIVALS, needs_counts
 from workflow_scripts.score_table import COLUMNS, OK, read_score_table
 
 BATCH_MIN_LOG_EFFECT = float(np.log(1.25))
@@ -182,9 +184,10 @@ def explain_scores(table: pd.DataFrame, truth: Truth) -> pd.DataFrame:
 
 
 def failure_rows(dataset: str, failures: Mapping[str, str]) -> pd.DataFrame:
-    """NaN rows for an explanation method that could not run (GENEX whose training failed)."""
+    """NaN rows for an explanation method that could not run (GENEX whose training failed;
+    a reason ``skipped: ...`` is shown as the status as it is)."""
     rows = [
-        (dataset, method, "method", "overall", "all", metric, "raw", np.nan, "", f"failed: {reason}")
+        (dataset, method, "control" if method == CONTROL else "method", "overall", "all", metric, "raw", np.nan, "", status_of(reason))
         for method, reason in failures.items()
         for metric in RANKING
     ]
@@ -194,11 +197,20 @@ def failure_rows(dataset: str, failures: Mapping[str, str]) -> pd.DataFrame:
 def score_explanations(data_path, tables: Iterable, output_csv, failures: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Rule entry point: every method's explanation table of one dataset, scored, in method
     order (GENEX's, then :data:`RIVALS`); ``failures``: {method: reason} of those that could
-    not run."""
+    not run. On a ``counts: false`` dataset the methods that model raw counts (their tables
+    are empty, named by the file: ``<method>.csv.gz``) are ``skipped: needs raw counts``."""
     data = ad.read_h5ad(data_path)
     truth = Truth(data)
-    scores = [explain_scores(pd.read_csv(p, dtype={k: str for k in KEYS}), truth) for p in tables]
-    table = pd.concat([*scores, failure_rows(data.uns[DATASET_UNS]["name"], failures or {})], ignore_index=True)
+    failures = dict(failures or {})
+    scores = []
+    for path in tables:
+        explained = pd.read_csv(path, dtype={k: str for k in KEYS})
+        method = explained["method"].iloc[0] if not explained.empty else Path(path).name.split(".")[0]
+        if needs_counts(method) and not has_counts(data):
+            failures[method] = NEEDS_COUNTS
+        elif method not in failures:
+            scores.append(explain_scores(explained, truth))
+    table = pd.concat([*scores, failure_rows(data.uns[DATASET_UNS]["name"], failures)], ignore_index=True)
     order = {m: i + 1 for i, m in enumerate(RIVALS)}  # GENEX's explanations (0) first
     table = table.sort_values("method", key=lambda s: s.map(order).fillna(0), kind="stable")
     Path(output_csv).parent.mkdir(parents=True, exist_ok=True)
@@ -213,5 +225,7 @@ if __name__ == "__main__":
     smk = snakemake  # noqa: F821 (injected by Snakemake's script: directive)
     with log_to_file(smk.log[0]):
         reason = read_failures(smk.input.failures).get(GENEX)  # GENEX's training failed: all its explanations
+        if not reason and not has_counts(ad.read_h5ad(smk.input.data, backed="r")):
+            reason = NEEDS_COUNTS  # GENEX was skipped: it models raw counts
         failures = {m: reason for m in smk.params.genex_explains} if reason else {}
         score_explanations(smk.input.data, smk.input.tables, smk.output[0], failures)
