@@ -76,14 +76,17 @@ def _not_hdf5(tmp_path) -> Path:
     return path
 
 
-def _splatter_dir(params: dict, tmp_path, transpose=False, rename=None) -> Path:
+def _splatter_dir(params: dict, tmp_path, transpose=False, rename=None, genes=None, garbage=False) -> Path:
     """A folder in the Splatter export format, optionally broken."""
     sim = simulate(params)
     folder = tmp_path / "splatter"
     folder.mkdir()
-    counts = sim.X.T if transpose else sim.X
+    counts = sim.X.T if transpose else sim.X[:, :genes]
     with gzip.open(folder / "counts.mtx.gz", "wb") as handle:
-        scipy.io.mmwrite(handle, sp.coo_matrix(counts))
+        if garbage:
+            handle.write(b"Cell,Gene,count\n")
+        else:
+            scipy.io.mmwrite(handle, sp.coo_matrix(counts))
     cells = pd.DataFrame({"Cell": sim.obs_names, "Batch": sim.obs["batch"].to_numpy(), "Group": sim.obs["cell_type"].to_numpy()})
     cells.rename(columns=rename or {}).to_csv(folder / "cells.csv", index=False)
     genes = pd.DataFrame({"Gene": sim.var_names, "BaseGeneMean": sim.var["base_gene_mean"].to_numpy()})
@@ -142,6 +145,7 @@ CASES = [
         lambda a, t: to_contract(_one_cell_level(a, "sex", lambda x: np.where(np.arange(x.n_obs) % 2, "f", "m")), "d", covariates=["sex"]),
         ValueError, "obs['sex']: has 1 level(s) with a single cell (covariates)", "Drop those cells or merge the levels",
     ),
+    Case("covariates as a string", lambda a, t: to_contract(a, "d", covariates="cell_type"), ValueError, "covariates: is the string 'cell_type', not a list", "`covariates: [cell_type]`"),
     Case("label_key == batch_key", lambda a, t: to_contract(a, "d", label_key="batch"), ValueError, "label_key: names obs['batch'], which is also the batch_key", "Set `label_key` to the column of cell types"),
     Case("a covariate equal to the label", lambda a, t: to_contract(a, "d", covariates=["cell_type"]), ValueError, "covariates: 'cell_type' is also the label_key", "Remove 'cell_type' from `covariates`"),
     Case(
@@ -153,6 +157,16 @@ CASES = [
         "Splatter counts transposed, square",
         lambda a, t: load_dataset("d", {"splatter_dir": str(_splatter_dir(SQUARE, t, transpose=True))}),
         ValueError, "counts.mtx.gz: is genes x cells (70 x 70), transposed: its row means follow genes.csv's BaseGeneMean", "the rows must be the cells of cells.csv",
+    ),
+    Case(
+        "Splatter counts of another size",
+        lambda a, t: load_dataset("d", {"splatter_dir": str(_splatter_dir(SMALL, t, genes=50))}),
+        ValueError, "counts.mtx.gz: is 70 x 50; cells.csv has 70 cells and genes.csv 60 genes", "of the same simulation",
+    ),
+    Case(
+        "Splatter counts not MatrixMarket",
+        lambda a, t: load_dataset("d", {"splatter_dir": str(_splatter_dir(SMALL, t, garbage=True))}),
+        ValueError, "counts.mtx.gz: cannot be read as a MatrixMarket matrix", "Write it with `Matrix::writeMM` (cells x genes)",
     ),
     Case(
         "Splatter column renamed",

@@ -244,6 +244,7 @@ def run_workflow(workflow: str, data: ad.AnnData, integrated: ad.AnnData | None 
             tables = ols_batch(log_expression(data), data.obs, data.var_names, batch_key, label_key, comps)
         elif workflow == "scvi_de":
             method = "unintegrated"
+            require_counts(data, "scvi_de")  # before anything scVI needs (a model, its arguments)
             tables = scvi_de(data, batch_key, label_key, comps, seed=seed, threads=threads, **params)
         else:
             raise ValueError(f"unknown DE workflow '{workflow}'; known: {WORKFLOWS}")

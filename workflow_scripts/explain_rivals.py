@@ -139,6 +139,7 @@ def run_rival(rival: str, data: ad.AnnData, *, seed: int = 0, threads: int = 1, 
         elif rival == "ols_batch":
             tables = _from_de(ols_batch(log_expression(data), data.obs, genes, batch_key, label_key, comps))
         elif rival == "scvi_de":
+            require_counts(data, "scvi_de")
             not_batch = [c for c in comps if c.covariate != batch_key]
             tables = _from_de(scvi_de(data, batch_key, label_key, not_batch, seed=seed, threads=threads, **params))
         elif rival == "mrvi":
