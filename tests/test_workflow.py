@@ -104,7 +104,7 @@ def test_unknown_config_key_is_refused(tmp_path):
     config["datasets"]["tiny"]["simulate"]["batch_fac_loc"] = 0.5  # a typo of batch_facLoc
     run = snakemake("--dry-run", "--configfile", str(write_config(tmp_path / "c.yaml", config)), "--directory", str(tmp_path))
     assert run.returncode != 0
-    assert "'batch_fac_loc' was unexpected" in run.stdout + run.stderr
+    assert "unknown key 'batch_fac_loc' in datasets.tiny.simulate. Did you mean 'batch_facLoc'?" in run.stdout + run.stderr
 
 
 def test_bad_dataset_fails_its_rule_with_a_clear_message(tmp_path):
