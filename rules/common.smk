@@ -1,5 +1,6 @@
 # Config validation, input functions and targets. Wiring only.
 import os
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -7,6 +8,8 @@ from snakemake.utils import validate
 # Rule scripts import genex_core and workflow_scripts from this checkout, in the venv and in
 # per-rule conda envs alike (and inside cluster jobs, which re-read this file).
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])))
+sys.path.insert(0, workflow.basedir)
+from workflow_scripts.registry import METHODS as REGISTRY  # noqa: E402 (a leaf module: no scanpy)
 from workflow_scripts.config_keys import check_config_keys  # noqa: E402 (yaml only)
 
 check_config_keys(config, Path(workflow.basedir) / "config" / "config.schema.yaml")  # names an unknown key
@@ -40,6 +43,12 @@ def all_targets():
 
 METHODS = list(config["methods"])
 RAW_DE_WORKFLOWS = list(config["de"])  # DE on the raw counts (workflow_scripts/de.py)
+for _method in METHODS:
+    if (_start := REGISTRY[_method].starts_from) and _start not in METHODS:
+        raise ValueError(f"config: methods: {_method} starts from {_start}'s trained model: add `{_start}: {{}}` to methods")
+for _section in ("de", "explain"):
+    if "scvi_de" in config.get(_section, {}) and "scvi" not in METHODS:
+        raise ValueError(f"config: {_section}: scvi_de reads the dataset's trained scVI model: add `scvi: {{}}` to methods")
 
 
 wildcard_constraints:
@@ -50,8 +59,17 @@ def integrated_output(dataset, method):
     return f"results/{dataset}/integrated/{method}.h5ad"
 
 
-def genex_model(dataset):
-    return f"results/{dataset}/integrated/genex_model"
+def model_dir(dataset, method):
+    """A method's saved model (registry `saves_model`), read by later stages."""
+    return f"results/{dataset}/integrated/{method}_model"
+
+
+def skipped_methods(dataset):
+    """{method: 'skipped: <why>'} for the methods this dataset cannot feed (registry
+    `uses_labels`, `needs_counts`): they do not run, and every table says why."""
+    spec = config["datasets"][dataset]
+    has_labels, has_counts = spec.get("label_key", "cell_type") is not None, spec.get("counts", True)
+    return {m: why for m in METHODS if (why := REGISTRY[m].skip_reason(has_labels, has_counts))}
 
 
 def failure_record(dataset, method):
@@ -69,23 +87,22 @@ def failed_methods(dataset):
     return [
         m
         for m in METHODS
-        if Path(failure_record(dataset, m)).exists()
+        if m not in skipped_methods(dataset)
+        and Path(failure_record(dataset, m)).exists()
         and not Path(integrated_output(dataset, m)).exists()
     ]
 
 
-def score_inputs(kind):
-    """Input function of collect_<kind>: each method's table, or its failure record."""
+def ran_methods(dataset):
+    """The methods whose outputs later stages read: neither skipped nor failed."""
+    missing = set(failed_methods(dataset)) | set(skipped_methods(dataset))
+    return [m for m in METHODS if m not in missing]
 
-    def inputs(wildcards):
-        failed = failed_methods(wildcards.dataset)
-        return {
-            "scores": [
-                f"results/{wildcards.dataset}/scores/{kind}/{m}.csv"
-                for m in METHODS
-                if m not in failed
-            ],
-            "failures": [failure_record(wildcards.dataset, m) for m in failed],
-        }
 
-    return inputs
+def scored_inputs(wildcards):
+    """The dataset, the outputs of the methods that ran, the failure records of those that failed."""
+    return {
+        "data": f"results/{wildcards.dataset}/data.h5ad",
+        "integrated": [integrated_output(wildcards.dataset, m) for m in ran_methods(wildcards.dataset)],
+        "failures": [failure_record(wildcards.dataset, m) for m in failed_methods(wildcards.dataset)],
+    }

@@ -2,34 +2,11 @@
 # the raw counts, scored against the simulated DE genes (workflow_scripts/de.py, de_scores.py).
 
 
-rule de_wilcoxon:
-    input:
-        data="results/{dataset}/data.h5ad",
-        integrated=integrated_output("{dataset}", "{method}"),
-    output:
-        genes="results/{dataset}/de/wilcoxon/{method}.csv.gz",
-        scores="results/{dataset}/scores/de/wilcoxon/{method}.csv",
-    params:
-        step="score",
-        workflow="wilcoxon",
-        seed=config["seed"],
-        params={},
-    log:
-        "results/logs/{dataset}/de/wilcoxon/{method}.log",
-    benchmark:
-        "results/benchmarks/{dataset}/de/wilcoxon_{method}.tsv"
-    resources:
-        mem_mb=8000,
-        runtime=30,
-    conda:
-        "../envs/score.yaml"
-    script:
-        "../workflow_scripts/de_scores.py"
-
-
 rule de_raw_counts:
     input:
         data="results/{dataset}/data.h5ad",
+        # scvi_de reads the dataset's scVI model (trained once, by integrate_scvi)
+        model=lambda w: [model_dir(w.dataset, "scvi")] if w.workflow == "scvi_de" and "scvi" in ran_methods(w.dataset) else [],
     output:
         genes="results/{dataset}/de/{workflow}/unintegrated.csv.gz",
         scores="results/{dataset}/scores/de/{workflow}/unintegrated.csv",
@@ -39,7 +16,7 @@ rule de_raw_counts:
         step="score",
         workflow="{workflow}",
         seed=config["seed"],
-        params=lambda wildcards: config["de"][wildcards.workflow],
+        params=lambda wildcards, input: dict(config["de"][wildcards.workflow], **({"model_dir": input.model[0]} if input.model else {})),
     log:
         "results/logs/{dataset}/de/{workflow}.log",
     benchmark:
@@ -54,19 +31,24 @@ rule de_raw_counts:
         "../workflow_scripts/de_scores.py"
 
 
-rule collect_de:
+rule score_de:
+    # Wilcoxon on every method's corrected values (one process per dataset), with the
+    # raw-count workflows' scores
     input:
-        unpack(score_inputs("de/wilcoxon")),
+        unpack(scored_inputs),
         raw=expand("results/{{dataset}}/scores/de/{workflow}/unintegrated.csv", workflow=RAW_DE_WORKFLOWS),
     output:
-        "results/{dataset}/scores/de.csv",
+        scores="results/{dataset}/scores/de.csv",
+        genes="results/{dataset}/de/wilcoxon.csv.gz",
     params:
-        step="collect",
-        dataset="{dataset}",
+        skipped=lambda w: skipped_methods(w.dataset),
     log:
-        "results/logs/{dataset}/collect_de.log",
+        "results/logs/{dataset}/score_de.log",
     benchmark:
-        "results/benchmarks/{dataset}/collect_de.tsv"
+        "results/benchmarks/{dataset}/score_de.tsv"
+    resources:
+        mem_mb=8000,
+        runtime=30,
     conda:
         "../envs/score.yaml"
     script:

@@ -16,7 +16,7 @@ EXPLAIN_METHODS = GENEX_EXPLAINS + RIVALS
 rule explain_genex:
     input:
         data="results/{dataset}/data.h5ad",
-        model=genex_model("{dataset}"),
+        model=model_dir("{dataset}", "genex"),
     output:
         "results/{dataset}/explain/{explainer}.csv.gz",
     wildcard_constraints:
@@ -67,6 +67,8 @@ rule explain_rivals:
 rule explain_rivals_scvi:
     input:
         data="results/{dataset}/data.h5ad",
+        # scvi_de reads the dataset's scVI model (trained once, by integrate_scvi); MrVI trains its own
+        model=lambda w: [model_dir(w.dataset, "scvi")] if w.rival == "scvi_de" and "scvi" in ran_methods(w.dataset) else [],
     output:
         "results/{dataset}/explain/{rival}.csv.gz",
     wildcard_constraints:
@@ -74,7 +76,7 @@ rule explain_rivals_scvi:
     params:
         method="{rival}",
         seed=config["seed"],
-        params=lambda wildcards: EXPLAIN[wildcards.rival],
+        params=lambda wildcards, input: dict(EXPLAIN[wildcards.rival], **({"model_dir": input.model[0]} if input.model else {})),
     log:
         "results/logs/{dataset}/explain/{rival}.log",
     benchmark:

@@ -1,23 +1,27 @@
 # Stage 2: every method on every dataset -> results/<dataset>/integrated/<method>.h5ad
 # (obsm["X_emb"], layers["corrected"] for expression methods, uns["method"]; DATA.md).
-# One rule per method, named integrate_<method>, with its own resources.
+# One rule per method, named integrate_<method>, wired from its registry entry
+# (workflow_scripts/registry.py): a saved model where it saves one, the model it starts from.
 
 METHOD_RESOURCES = {
     "genex": dict(mem_mb=16000, runtime=120, gpu=1 if config["gpu"] else 0),
+    "genex_label_free": dict(mem_mb=16000, runtime=120, gpu=1 if config["gpu"] else 0),
     "scvi": dict(mem_mb=16000, runtime=120),
+    "scanvi": dict(mem_mb=16000, runtime=120),
 }
 
 for method in METHODS:
+    entry = REGISTRY[method]
 
     rule:
         name:
             f"integrate_{method}"
         input:
             data="results/{dataset}/data.h5ad",
+            **({"pretrained": model_dir("{dataset}", entry.starts_from)} if entry.starts_from else {}),
         output:
             integrated=integrated_output("{dataset}", method),
-            # GENEX's trained model, which its explanations read (genex_core.GENEX.load)
-            **({"model": directory(genex_model("{dataset}"))} if method == "genex" else {}),
+            **({"model": directory(model_dir("{dataset}", method))} if entry.saves_model else {}),
         params:
             method=method,
             params=config["methods"][method],

@@ -31,7 +31,7 @@ rule figure_scib_table:
 rule figure_umap:
     input:
         data="results/{dataset}/data.h5ad",
-        integrated=lambda w: [integrated_output(w.dataset, m) for m in METHODS if m not in failed_methods(w.dataset)],
+        integrated=lambda w: [integrated_output(w.dataset, m) for m in ran_methods(w.dataset)],
         scores="results/{dataset}/scores/scib.csv",
     output:
         png="results/figures/umap_{dataset}.png",
@@ -77,7 +77,7 @@ rule figure_de_recovery:
 rule figure_de_pr_curves:
     input:
         genes=lambda w: [
-            *(f"results/{w.dataset}/de/wilcoxon/{m}.csv.gz" for m in METHODS if m not in failed_methods(w.dataset)),
+            f"results/{w.dataset}/de/wilcoxon.csv.gz",
             *(f"results/{w.dataset}/de/{workflow}/unintegrated.csv.gz" for workflow in RAW_DE_WORKFLOWS),
         ],
         scores="results/{dataset}/scores/de.csv",
@@ -125,7 +125,7 @@ rule figure_truth_distance:
 rule figure_truth_genes:
     input:
         data="results/{dataset}/data.h5ad",
-        integrated=lambda w: [integrated_output(w.dataset, m) for m in METHODS if m not in failed_methods(w.dataset)],
+        integrated=lambda w: [integrated_output(w.dataset, m) for m in ran_methods(w.dataset)],
         scores="results/{dataset}/scores/expression.csv",
     output:
         png="results/figures/truth_genes_{dataset}.png",
@@ -258,7 +258,7 @@ if PUBLISHED:
             truth="results/truth_summary.csv",
             de=expand("results/{dataset}/scores/de.csv", dataset=DATASETS),
             genes=lambda w: [
-                f"results/{d}/de/wilcoxon/{m}.csv.gz" for d in DATASETS for m in METHODS if m not in failed_methods(d)
+                f"results/{d}/de/wilcoxon.csv.gz" for d in DATASETS
             ],
         output:
             png="results/figures/paper.png",
@@ -296,11 +296,12 @@ rule report:
             rules.figure_cost.output.png,
         ],
         data=expand("results/{dataset}/data.h5ad", dataset=DATASETS),
-        integrated=[integrated_output(d, m) for d in DATASETS for m in METHODS if m not in failed_methods(d)],
+        integrated=[integrated_output(d, m) for d in DATASETS for m in ran_methods(d)],
         scib="results/scib_summary.csv",
         truth="results/truth_summary.csv",
         de=expand("results/{dataset}/scores/de.csv", dataset=DATASETS),
         explain="results/explain_summary.csv",
+        verdict="results/verdict.csv",
         # the published values and which of their claims reproduce, when the config names them
         published=PUBLISHED,
         claims=[rules.figure_paper.output.claims] if PUBLISHED else [],

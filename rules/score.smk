@@ -1,40 +1,23 @@
 # Stage 3: scores of every method's output -> results/<dataset>/scores/*.csv and summaries.
+# One job per dataset and score family: the scorers' imports and warm-up are paid once per
+# dataset, not once per method. Methods that failed or were skipped get rows saying why.
 
 
 rule score_scib:
     input:
-        data="results/{dataset}/data.h5ad",
-        integrated="results/{dataset}/integrated/{method}.h5ad",
+        unpack(scored_inputs),
     output:
-        "results/{dataset}/scores/scib/{method}.csv",
+        "results/{dataset}/scores/scib.csv",
     params:
-        step="score",
+        skipped=lambda w: skipped_methods(w.dataset),
     log:
-        "results/logs/{dataset}/score_scib/{method}.log",
+        "results/logs/{dataset}/score_scib.log",
     benchmark:
-        "results/benchmarks/{dataset}/score_scib/{method}.tsv"
+        "results/benchmarks/{dataset}/score_scib.tsv"
     threads: 1  # scib metrics ran 2-3x faster per metric on one thread; jobs run side by side
     resources:
         mem_mb=8000,
         runtime=60,
-    conda:
-        "../envs/score.yaml"
-    script:
-        "../workflow_scripts/scib_scores.py"
-
-
-rule collect_scib:
-    input:
-        unpack(score_inputs("scib")),
-    output:
-        "results/{dataset}/scores/scib.csv",
-    params:
-        step="collect",
-        dataset="{dataset}",
-    log:
-        "results/logs/{dataset}/collect_scib.log",
-    benchmark:
-        "results/benchmarks/{dataset}/collect_scib.tsv"
     conda:
         "../envs/score.yaml"
     script:
@@ -60,37 +43,18 @@ rule scib_summary:
 
 rule score_expression:
     input:
-        data="results/{dataset}/data.h5ad",
-        integrated="results/{dataset}/integrated/{method}.h5ad",
-    output:
-        "results/{dataset}/scores/expression/{method}.csv",
-    params:
-        step="score",
-    log:
-        "results/logs/{dataset}/score_expression/{method}.log",
-    benchmark:
-        "results/benchmarks/{dataset}/score_expression/{method}.tsv"
-    resources:
-        mem_mb=8000,
-        runtime=30,
-    conda:
-        "../envs/score.yaml"
-    script:
-        "../workflow_scripts/truth_scores.py"
-
-
-rule collect_expression:
-    input:
-        unpack(score_inputs("expression")),
+        unpack(scored_inputs),
     output:
         "results/{dataset}/scores/expression.csv",
     params:
-        step="collect",
-        dataset="{dataset}",
+        skipped=lambda w: skipped_methods(w.dataset),
     log:
-        "results/logs/{dataset}/collect_expression.log",
+        "results/logs/{dataset}/score_expression.log",
     benchmark:
-        "results/benchmarks/{dataset}/collect_expression.tsv"
+        "results/benchmarks/{dataset}/score_expression.tsv"
+    resources:
+        mem_mb=8000,
+        runtime=30,
     conda:
         "../envs/score.yaml"
     script:
@@ -108,3 +72,19 @@ rule truth_summary:
         "../envs/score.yaml"
     script:
         "../workflow_scripts/summary.py"
+
+
+rule verdict:
+    # which method wins what, within label-using and label-free methods (the report's first screen)
+    input:
+        scib="results/scib_summary.csv",
+        truth="results/truth_summary.csv",
+        explain="results/explain_summary.csv",
+    output:
+        "results/verdict.csv",
+    log:
+        "results/logs/verdict.log",
+    conda:
+        "../envs/score.yaml"
+    script:
+        "../workflow_scripts/verdict.py"

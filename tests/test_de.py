@@ -1,5 +1,7 @@
 """DE workflows and their scores against the simulated DE genes (workflow_scripts/de*.py)."""
 
+from types import SimpleNamespace
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -8,8 +10,8 @@ import statsmodels.api as sm
 
 from workflow_scripts.contract import to_contract
 from workflow_scripts.de import REST, Comparison, comparisons, ols_t_tests, run_workflow
-from workflow_scripts.de_scores import NO_TRUTH, NULL, add_truth, collect, de_scores, true_genes
-from workflow_scripts.methods import METHODS
+from workflow_scripts.de_scores import NO_TRUTH, NULL, add_truth, de_scores, score_de_rule, true_genes
+from workflow_scripts.integrate import integrate, runner
 from workflow_scripts.simulate import simulate
 
 # Strong DE between 3 cell types whose shares differ between the batches, a batch effect that
@@ -24,7 +26,7 @@ NULL_COVARIATE = {**STRONG, "covariates": [dict(name="condition", gene_prob=0.0,
 
 def _output(data: ad.AnnData, method: str) -> ad.AnnData:
     """A method's output file in memory (what workflow_scripts/integrate.py writes)."""
-    result = METHODS[method](data, "batch", "cell_type", seed=0, threads=1)
+    result = runner(method)(data, "batch", "cell_type", seed=0, threads=1)
     out = ad.AnnData(obs=data.obs.copy(), var=data.var[[]].copy(), uns={"method": {"name": method}})
     corrected = result.corrected.toarray() if hasattr(result.corrected, "toarray") else result.corrected
     out.layers["corrected"] = np.asarray(corrected, dtype=np.float32)
@@ -144,22 +146,37 @@ def test_output_without_expression_gives_no_rows(strong):
     assert genes.empty and de_scores(add_truth(genes, strong.var, "cell_type"), "cell_type").empty
 
 
-def test_collect_keeps_failed_methods_and_ranks_raw_workflows_as_methods(strong, tmp_path):
-    paths = []
-    for name, integrated, workflow in (("unintegrated", _output(strong, "unintegrated"), "wilcoxon"), ("ols", None, "ols_batch")):
-        genes = add_truth(run_workflow(workflow, strong, integrated), strong.var, "cell_type")
-        paths.append(tmp_path / f"{name}.csv")
-        de_scores(genes, "cell_type").to_csv(paths[-1], index=False)
-    table = collect(paths, {"genex": "MemoryError: out of memory", "harmony": "x"}, tmp_path / "de.csv", "strong")
-    failed = table[table["method"] == "genex"]
-    assert len(failed) > 0 and failed["value"].isna().all() and (failed["status"] == "failed: MemoryError: out of memory").all()
+def test_score_de_keeps_missing_methods_and_ranks_raw_workflows_as_methods(strong, tmp_path):
+    data_path = tmp_path / "data.h5ad"
+    strong.write_h5ad(data_path)
+    integrated = tmp_path / "unintegrated.h5ad"
+    integrate(data_path, "unintegrated", integrated, {}, seed=0, threads=1)
+    raw = tmp_path / "ols.csv"
+    de_scores(add_truth(run_workflow("ols_batch", strong), strong.var, "cell_type"), "cell_type").to_csv(raw, index=False)
+    failure = tmp_path / "genex.failed.json"
+    failure.write_text('{"method": "genex", "reason": "MemoryError: out of memory"}')
+    smk = SimpleNamespace(
+        input=SimpleNamespace(data=data_path, integrated=[integrated], failures=[failure], raw=[raw]),
+        params=SimpleNamespace(skipped={"scanvi": "skipped: needs labels", "harmony": "skipped: needs labels"}),
+        output=SimpleNamespace(scores=tmp_path / "de.csv", genes=tmp_path / "wilcoxon.csv.gz"),
+        log=[tmp_path / "log.txt"],
+    )
+    score_de_rule(smk)
+    table = pd.read_csv(smk.output.scores)
+    for method, status in (("genex", "failed: MemoryError: out of memory"), ("scanvi", "skipped: needs labels")):
+        rows = table[table["method"] == method]
+        assert len(rows) > 0 and rows["value"].isna().all() and (rows["status"] == status).all()
     assert "harmony" not in set(table["method"])  # no expression: never part of the DE table
     roles = table.groupby(["method", "representation"])["role"].unique()
     assert list(roles["unintegrated", "ols_batch"]) == ["method"] and list(roles["unintegrated", "wilcoxon"]) == ["control"]
+    genes = pd.read_csv(smk.output.genes)
+    assert set(genes["method"]) == {"unintegrated"} and genes["is_true"].notna().any()
 
 
-def test_scvi_de_ranks_every_comparison(strong):
-    genes = run_workflow("scvi_de", strong, seed=0, threads=1, max_epochs=2)
+def test_scvi_de_ranks_every_comparison(strong, tmp_path):
+    """scvi_de reads the dataset's scVI model as integrate_scvi saved it (no second training)."""
+    runner("scvi")(strong, "batch", "cell_type", seed=0, threads=1, max_epochs=2).model.save(tmp_path / "scvi", overwrite=True)
+    genes = run_workflow("scvi_de", strong, seed=0, threads=1, model_dir=tmp_path / "scvi")
     assert set(genes["method"]) == {"unintegrated"} and set(genes["workflow"]) == {"scvi_de"}
     assert len(genes) == len(comparisons(strong.obs, "cell_type", ["condition"])) * strong.n_vars
     assert genes["score"].between(0, 1).all() and genes["significant"].dtype == bool

@@ -24,6 +24,12 @@ N_CELLS, N_GENES = 60, 30
 EXPLAINERS = ["genex", "mean_difference", "random"]
 
 
+def _marked(table: pd.DataFrame) -> pd.DataFrame:
+    """The ``uses_labels`` column every integration score table has (GENEX is given labels here)."""
+    table.insert(table.columns.get_loc("role") + 1, "uses_labels", table["method"].eq("genex"))
+    return table
+
+
 def _status(dataset, method):
     return REASON if (dataset, method) == FAILED else "ok"
 
@@ -44,7 +50,7 @@ def scib_table(rng) -> pd.DataFrame:
                 if metric == "isolated_label_f1":
                     value, note = np.nan, "no isolated label: every label is in all 2 batches"
                 rows.append((dataset, method, role, rep, category, metric, "raw", value, note, _status(dataset, method)))
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return _marked(pd.DataFrame(rows, columns=COLUMNS))
 
 
 def truth_table(rng) -> pd.DataFrame:
@@ -53,7 +59,7 @@ def truth_table(rng) -> pd.DataFrame:
         (d, m, METHODS[m], "corrected", c, metric, "raw", _value(rng, d, m), "", _status(d, m))
         for d, m, (c, metric) in itertools.product(DATASETS, EXPRESSION, metrics)
     ]
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return _marked(pd.DataFrame(rows, columns=COLUMNS))
 
 
 def de_table(rng, dataset) -> pd.DataFrame:
@@ -73,7 +79,7 @@ def de_table(rng, dataset) -> pd.DataFrame:
             (dataset, FAILED[1], "method", "wilcoxon", "all", m, "raw", np.nan, "", REASON)
             for m in ("auprc", "f1", "false_discoveries")
         ]
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return _marked(pd.DataFrame(rows, columns=COLUMNS))
 
 
 def gene_table(rng, dataset, method, workflow) -> pd.DataFrame:
@@ -305,16 +311,18 @@ def test_figure_is_written_and_shows_the_failed_method(key, results, tmp_path):
     assert (tmp_path / f"{key}.pdf").read_bytes().startswith(b"%PDF")
 
 
-def test_scib_table_ranks_methods_and_keeps_controls_apart(results):
-    from workflow_scripts.figures.common import read_table
+def test_scib_table_ranks_methods_within_label_groups_and_keeps_controls_apart(results):
+    from workflow_scripts.figures.common import LABELS, read_table
     from workflow_scripts.figures.scib_table import wide_scores
 
     table = read_table(results / "scib_summary.csv")
     wide, groups = wide_scores(table[table["dataset"] == "d1"])
     roles = wide["role"].tolist()
     assert roles == sorted(roles, key=lambda r: r != "method"), "controls must follow the methods"
-    methods = wide[wide["role"] == "method"]["Overall"]
-    assert methods.is_monotonic_decreasing
+    methods = wide[wide["role"] == "method"]
+    given = methods.index.str.contains(LABELS, regex=False)
+    assert given.any() and list(given) == sorted(given, reverse=True), "label-using methods first, marked"
+    assert methods[given]["Overall"].is_monotonic_decreasing and methods[~given]["Overall"].is_monotonic_decreasing
     assert groups["asw_batch"] == "Batch correction" and groups["Overall"] == "Aggregate score"
 
 

@@ -11,13 +11,15 @@ from genex_core import GENEX
 from genex_core.preprocessing import log_normalize
 from workflow_scripts import integrate as integrate_module
 from workflow_scripts.contract import to_contract
-from workflow_scripts.integrate import failure_record_path, integrate
-from workflow_scripts.methods import EXPRESSION_METHODS, METHODS, run_harmony, run_unintegrated
+from workflow_scripts.baseline import run_unintegrated
+from workflow_scripts.integrate import failure_record_path, integrate, runner
+from workflow_scripts.methods import run_harmony
+from workflow_scripts.registry import EXPRESSION_METHODS, METHODS
 from workflow_scripts.scib_scores import add_totals, score_method
 from workflow_scripts.score_table import read_failures
 from workflow_scripts.simulate import simulate
 
-FAST_PARAMS = {"scvi": {"max_epochs": 2}, "genex": {"max_epochs": 5}}
+FAST_PARAMS = {"scvi": {"max_epochs": 2}, "scanvi": {"max_epochs": 2}, "genex": {"max_epochs": 5}, "genex_label_free": {"max_epochs": 5}}
 # Cell types dominate a moderate batch effect: the regime where Harmony corrects (FINDINGS.md).
 HARMONY_SIM = dict(
     nGenes=300, batchCells=[150, 150], group_prob=[0.4, 0.35, 0.25], de_prob=0.3, de_facLoc=1.0, batch_facLoc=0.15, seed=3
@@ -34,10 +36,17 @@ def shuffled(tiny_adata):
 
 
 @pytest.fixture(scope="module")
-def results(shuffled):
-    return {
-        name: run(shuffled, "batch", "cell_type", seed=0, threads=1, **FAST_PARAMS.get(name, {})) for name, run in METHODS.items()
-    }
+def results(shuffled, tmp_path_factory):
+    """Every registered method on the tiny data; a method that starts from another's model
+    (scANVI from scVI) gets that model as saved."""
+    out, saved = {}, tmp_path_factory.mktemp("models")
+    for name in sorted(METHODS, key=lambda m: METHODS[m].starts_from is not None):
+        start = METHODS[name].starts_from
+        extra = {"pretrained": saved / start} if start else {}
+        out[name] = runner(name)(shuffled, "batch", "cell_type", seed=0, threads=1, **FAST_PARAMS.get(name, {}), **extra)
+        if any(m.starts_from == name for m in METHODS.values()):
+            out[name].model.save(saved / name, overwrite=True)
+    return out
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
@@ -51,8 +60,8 @@ def test_method_shapes_and_scale(method, results, shuffled):
         return
     corrected = result.corrected.toarray() if hasattr(result.corrected, "toarray") else result.corrected
     assert corrected.shape == shuffled.shape and np.isfinite(corrected).all()  # tiny data: all genes are modelled
-    if method in ("scvi", "truth", "shuffled"):
-        return  # scVI: two epochs decode near-average cells (scale checked below); controls are other cells by design
+    if method in ("scvi", "scanvi", "truth", "shuffled"):
+        return  # scVI/scANVI: two epochs decode near-average cells (scale checked below); controls are other cells by design
     lognorm = log_normalize(shuffled.X).toarray()
     # Same cell order and log1p(CP10k) scale as the input: each corrected cell is far closer to its
     # own input profile than to another cell's.
@@ -63,12 +72,13 @@ def test_method_shapes_and_scale(method, results, shuffled):
 
 def test_unintegrated_and_scvi_scales(results, shuffled):
     np.testing.assert_allclose(results["unintegrated"].corrected.toarray(), log_normalize(shuffled.X).toarray())
-    np.testing.assert_allclose(np.expm1(results["scvi"].corrected).sum(axis=1), 1e4, rtol=1e-3)
+    for method in ("scvi", "scanvi"):
+        np.testing.assert_allclose(np.expm1(results[method].corrected).sum(axis=1), 1e4, rtol=1e-3)
 
 
-@pytest.mark.parametrize("method", ["unintegrated", "harmony", "combat", "scanorama"])
+@pytest.mark.parametrize("method", ["unintegrated", "harmony", "combat", "scanorama", "label_shift"])
 def test_deterministic_for_a_seed(method, shuffled, results):
-    again = METHODS[method](shuffled, "batch", "cell_type", seed=0, threads=1)
+    again = runner(method)(shuffled, "batch", "cell_type", seed=0, threads=1)
     np.testing.assert_allclose(again.embedding, results[method].embedding, rtol=1e-5, atol=1e-5)
 
 
@@ -136,7 +146,7 @@ def test_integrate_writes_the_output_contract(method, data_path, shuffled, tmp_p
     if method in EXPRESSION_METHODS:
         assert out.layers["corrected"].dtype == np.float32 and out.layers["corrected"].shape == shuffled.shape
     info = out.uns["method"]
-    assert set(info) == {"name", "version", "params", "seed", "wall_time_s", "peak_memory_mb", "returns_expression"}
+    assert set(info) == {"name", "version", "params", "seed", "wall_time_s", "peak_memory_mb", "returns_expression", "uses_labels"}
     assert info["name"] == method and info["seed"] == 1 and info["params"]["n_comps"] == 10
     assert info["wall_time_s"] > 0 and info["peak_memory_mb"] > 0
     assert bool(info["returns_expression"]) == (method in EXPRESSION_METHODS)
@@ -148,7 +158,7 @@ def test_failing_method_leaves_a_record_and_no_output(data_path, tmp_path, monke
     def broken(*args, **kwargs):
         raise RuntimeError("diverged")
 
-    monkeypatch.setitem(integrate_module.METHODS, "broken", broken)
+    monkeypatch.setattr(integrate_module, "runner", lambda method: broken)
     output = tmp_path / "tiny" / "integrated" / "broken.h5ad"
     with pytest.raises(RuntimeError, match="diverged"):
         integrate(data_path, "broken", output, {}, seed=0, threads=1)
@@ -167,13 +177,12 @@ def test_unknown_method_and_parameter_are_clear_errors(data_path, tmp_path):
         integrate(data_path, "harmony", tmp_path / "harmony.h5ad", {"n_pcs": 10}, seed=0, threads=1)
 
 
-@pytest.mark.parametrize("mode", ["label-conditioned", "label-free"])
-def test_genex_records_its_mode(mode, data_path, tmp_path):
+@pytest.mark.parametrize("method, label_key", [("genex", "cell_type"), ("genex_label_free", None)])
+def test_genex_with_and_without_labels(method, label_key, data_path, tmp_path):
     model_dir = tmp_path / "genex_model"
-    out = integrate(data_path, "genex", tmp_path / "genex.h5ad", {"mode": mode, "max_epochs": 2}, seed=0, threads=1, model_dir=model_dir)
-    params = out.uns["method"]["params"]
-    assert params["mode"] == mode
-    assert params["setup_args"].get("label_key") == ("cell_type" if mode == "label-conditioned" else None)
+    out = integrate(data_path, method, tmp_path / "genex.h5ad", {"max_epochs": 2}, seed=0, threads=1, model_dir=model_dir)
+    assert out.uns["method"]["params"]["setup_args"].get("label_key") == label_key
+    assert bool(out.uns["method"]["uses_labels"]) == (label_key is not None)
     assert out.layers["corrected"].shape == (out.n_obs, out.n_vars)
     reloaded = GENEX.load(model_dir, ad.read_h5ad(data_path))  # what the explanations read
     np.testing.assert_allclose(reloaded.get_corrected_expression(), out.layers["corrected"], rtol=1e-5, atol=1e-5)
@@ -182,8 +191,3 @@ def test_genex_records_its_mode(mode, data_path, tmp_path):
 def test_a_model_is_saved_only_by_methods_that_return_one(data_path, tmp_path):
     with pytest.raises(RuntimeError, match="returned no model"):
         integrate(data_path, "unintegrated", tmp_path / "u.h5ad", {}, seed=0, threads=1, model_dir=tmp_path / "m")
-
-
-def test_genex_refuses_an_unknown_mode(shuffled):
-    with pytest.raises(ValueError, match="mode must be"):
-        METHODS["genex"](shuffled, "batch", "cell_type", seed=0, threads=1, mode="labels")

@@ -15,6 +15,8 @@ from test_figures import DATASETS, paper_inputs, results  # noqa: F401 (the synt
 
 from workflow_scripts.figures import FIGURES, stem
 from workflow_scripts.report import build_report
+from workflow_scripts.score_table import read_score_table
+from workflow_scripts.verdict import verdict
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,6 +38,8 @@ def dummy_figures(folder: Path) -> list[Path]:
 def test_report_embeds_every_figure_and_table(results, tmp_path):  # noqa: F811
     pngs = dummy_figures(tmp_path / "figures")
     config = {"datasets": {d: {"simulate": {"seed": 1}} for d in DATASETS}, "methods": {"genex": {"max_epochs": 3}}}
+    tables = {name: read_score_table(results / f"{name}_summary.csv") for name in ("scib", "truth", "explain")}
+    verdict(**tables).to_csv(tmp_path / "verdict.csv", index=False)
     output = build_report(
         pngs,
         config,
@@ -47,8 +51,12 @@ def test_report_embeds_every_figure_and_table(results, tmp_path):  # noqa: F811
         results / "explain_summary.csv",
         tmp_path / "report.html",
         results,
+        verdict=tmp_path / "verdict.csv",
     )
     page = Path(output).read_text()
+    # the verdict opens the page: the best of each group per aspect, before any figure
+    assert page.index('id="verdict"') < page.index("data:image/png")
+    assert "best, uses labels" in page and "best, label-free" in page and "<td>genex (" in page
     assert page.count("data:image/png;base64,") == len(pngs)
     for png in pngs:
         assert f'id="{png.stem}"' in page and f'href="figures/{png.stem}.pdf"' in page

@@ -8,7 +8,8 @@ import pytest
 from workflow_scripts import scib_scores
 from workflow_scripts.contract import to_contract
 from workflow_scripts.integrate import integrate
-from workflow_scripts.methods import CONTROLS, EXPRESSION_METHODS, run_unintegrated
+from workflow_scripts.baseline import run_unintegrated
+from workflow_scripts.registry import CONTROLS, EXPRESSION_METHODS
 from workflow_scripts.scib_scores import (
     BATCH_WEIGHT,
     BIO_WEIGHT,
@@ -17,14 +18,14 @@ from workflow_scripts.scib_scores import (
     _baseline,
     _evaluate,
     add_totals,
-    collect,
+    missing_rows,
     representation,
     score_method,
-    score_to_csv,
 )
+from workflow_scripts.score_table import read_score_table, score_dataset, write_table
 
 SCORED = ["unintegrated", "harmony", "combat", "scanorama"]
-FAILURES = {"scvi": "RuntimeError: diverged"}
+STATUSES = {"scvi": "failed: RuntimeError: diverged", "scanvi": "skipped: needs labels"}
 
 
 @pytest.fixture(scope="module")
@@ -35,18 +36,17 @@ def with_isolated_label(tiny_adata):
 
 
 @pytest.fixture(scope="module")
-def score_csvs(with_isolated_label, tmp_path_factory):
+def outputs(with_isolated_label, tmp_path_factory):
+    """(dataset path, integrated output paths) of the scored methods."""
     root = tmp_path_factory.mktemp("results") / "tiny"
     root.mkdir()
     data_path = root / "data.h5ad"
     with_isolated_label.write_h5ad(data_path)
-    csvs = []
+    paths = []
     for method in SCORED:
-        integrated = root / "integrated" / f"{method}.h5ad"
-        integrate(data_path, method, integrated, {}, seed=0, threads=1)
-        csvs.append(root / "scores" / f"{method}.csv")
-        score_to_csv(data_path, integrated, csvs[-1])
-    return csvs
+        paths.append(root / "integrated" / f"{method}.h5ad")
+        integrate(data_path, method, paths[-1], {}, seed=0, threads=1)
+    return data_path, paths
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +55,16 @@ def collected_csv(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def table(score_csvs, collected_csv):
-    return collect(score_csvs, FAILURES, collected_csv, "tiny")
+def table(outputs, collected_csv):
+    table = score_dataset(*outputs, STATUSES, score_method, missing_rows, finish=add_totals)
+    write_table(table, collected_csv)
+    return table
 
 
 def test_table_layout(table):
-    assert [c for c in table.columns if c != "role"] == COLUMNS
+    assert [c for c in table.columns if c not in ("role", "uses_labels")] == COLUMNS
     assert (table["role"] == np.where(table["method"].isin(CONTROLS), "control", "method")).all()
+    assert (table["uses_labels"] == table["method"].isin(["scanvi", "label_shift", "genex"])).all()
     assert not ((table["scaling"] == "minmax") & (table["role"] == "control")).any()  # controls are not ranked
     metrics = table[table["category"] != "total"]
     for method in SCORED:
@@ -99,12 +102,13 @@ def test_rounding_above_one_is_clipped_but_a_real_overflow_is_an_error(monkeypat
         _evaluate("nmi", None)
 
 
-def test_failed_method_is_reported_not_dropped(table, collected_csv):
-    failed = table[table["method"] == "scvi"]
-    assert not failed.empty and failed["value"].isna().all()
-    assert (failed["status"] == "failed: RuntimeError: diverged").all()
-    assert {"batch_score", "bio_score", "overall"} <= set(failed["metric"])
-    reread = pd.read_csv(collected_csv, keep_default_na=False, na_values={"value": [""]})
+@pytest.mark.parametrize("method", sorted(STATUSES))
+def test_failed_or_skipped_method_is_reported_not_dropped(method, table, collected_csv):
+    missing = table[table["method"] == method]
+    assert not missing.empty and missing["value"].isna().all()
+    assert (missing["status"] == STATUSES[method]).all()
+    assert {"batch_score", "bio_score", "overall"} <= set(missing["metric"])
+    reread = read_score_table(collected_csv)
     pd.testing.assert_frame_equal(reread, table, check_dtype=False)
 
 
@@ -121,19 +125,19 @@ def test_totals_are_category_means_weighted_04_06(table):
     assert minmax.between(0, 1).all() and len(minmax) >= 2
 
 
-def test_minmax_over_one_method_is_nan(score_csvs):
-    one = add_totals(pd.read_csv(score_csvs[0], keep_default_na=False, na_values={"value": [""]}))
+def test_minmax_over_one_method_is_nan(outputs, with_isolated_label):
+    one = add_totals(score_method(with_isolated_label, ad.read_h5ad(outputs[1][0]), "tiny", SCORED[0]))
     totals = one[one["category"] == "total"]
     assert totals.loc[totals["scaling"] == "minmax", "value"].isna().all()
     assert totals.loc[totals["scaling"] == "raw", "value"].notna().all()
 
 
-def test_collect_refuses_a_stale_failure_record(score_csvs, tmp_path):
+def test_a_stale_failure_record_is_refused(outputs):
     with pytest.raises(ValueError, match="stale"):
-        collect(score_csvs, {"harmony": "old failure"}, tmp_path / "scib.csv", "tiny")
+        score_dataset(*outputs, {"harmony": "failed: old failure"}, score_method, missing_rows, finish=add_totals)
 
 
-def test_score_method_refuses_other_cells(with_isolated_label, score_csvs):
-    integrated = ad.read_h5ad(score_csvs[0].parents[1] / "integrated" / "harmony.h5ad")
+def test_score_method_refuses_other_cells(with_isolated_label, outputs):
+    integrated = ad.read_h5ad(outputs[1][1])
     with pytest.raises(ValueError, match="cells differ"):
         score_method(with_isolated_label[::-1].copy(), integrated, "tiny", "harmony")

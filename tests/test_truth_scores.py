@@ -8,10 +8,11 @@ import pytest
 from genex_core.preprocessing import log_normalize
 from workflow_scripts.contract import to_contract
 from workflow_scripts.controls import run_truth
-from workflow_scripts.methods import run_unintegrated
+from workflow_scripts.baseline import run_unintegrated
 from workflow_scripts.score_table import COLUMNS
 from workflow_scripts.simulate import simulate
-from workflow_scripts.truth_scores import METRICS, NO_TRUTH, collect, expression_scores, score_to_csv
+from workflow_scripts.score_table import score_dataset
+from workflow_scripts.truth_scores import METRICS, NO_TRUTH, expression_scores, missing_rows
 
 # A visible batch effect that differs by cell type, so it also biases the cell types' fold changes.
 BATCHY = dict(
@@ -86,21 +87,19 @@ def test_embedding_only_method_gives_no_rows(data):
     assert expression_scores(data, _output(data), "sim", "harmony").empty
 
 
-def test_score_and_collect_files(data, corrected, tmp_path):
+def test_score_a_dataset(data, corrected, tmp_path):
     data_path = tmp_path / "data.h5ad"
     data.write_h5ad(data_path)
-    csvs = []
+    paths = []
     for name, values in (("truth", corrected["truth"]), ("harmony", None)):
         out = _output(data, values)
         out.uns["method"] = {"name": name}
-        out.write_h5ad(tmp_path / f"{name}.h5ad")
-        csvs.append(tmp_path / f"{name}.csv")
-        score_to_csv(data_path, tmp_path / f"{name}.h5ad", csvs[-1])
-    failures = {"scvi": "RuntimeError: diverged", "broken_embedding": "ValueError: x"}
-    table = collect(csvs, failures, tmp_path / "truth_scores.csv", "sim")
-    assert set(table["method"]) == {"truth", "scvi"}
+        paths.append(tmp_path / f"{name}.h5ad")
+        out.write_h5ad(paths[-1])
+    statuses = {"scvi": "failed: RuntimeError: diverged", "harmony_again": "failed: ValueError: x"}
+    table = score_dataset(data_path, paths, statuses, expression_scores, missing_rows)
+    assert set(table["method"]) == {"truth", "scvi"}  # no expression, no rows: harmony
     assert (table.loc[table["method"] == "truth", "status"] == "ok").all()
     failed = table[table["method"] == "scvi"]
     assert len(failed) == len(METRICS) and failed["value"].isna().all()
     assert (failed["status"] == "failed: RuntimeError: diverged").all()
-    assert pd.read_csv(tmp_path / "truth_scores.csv").shape == table.shape

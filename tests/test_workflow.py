@@ -38,7 +38,7 @@ def test_lint_is_clean():
 def test_default_config_dry_run(tmp_path):
     run = snakemake("--dry-run", "--cores", "2", "--configfile", str(REPO / "config" / "config.yaml"), "--directory", str(tmp_path))
     assert run.returncode == 0, run.stderr
-    jobs = ("dataset", "integrate_genex", "integrate_scvi", "integrate_truth", "score_scib", "score_expression", "de_wilcoxon", "de_raw_counts", "truth_summary", "explain_genex", "score_explain")
+    jobs = ("dataset", "integrate_genex", "integrate_scvi", "integrate_truth", "score_scib", "score_expression", "score_de", "de_raw_counts", "truth_summary", "explain_genex", "score_explain")
     for job in jobs:
         assert f"rule {job}:" in run.stdout or f"localrule {job}:" in run.stdout, job
     assert "explain/genex_translation.csv.gz" in run.stdout  # a second GENEX explanation, by name
@@ -82,21 +82,29 @@ def test_tiny_config_runs_end_to_end(tmp_path):
         assert (tmp_path / "results" / "benchmarks" / name / "dataset.tsv").exists()
     summary = pd.read_csv(tmp_path / "results" / "scib_summary.csv")
     assert set(summary["dataset"]) == datasets
-    assert set(summary["method"]) == {"unintegrated", "harmony", "combat"}
+    assert set(summary["method"]) == {"unintegrated", "harmony", "combat", "label_shift", "scvi", "scanvi"}
     combat_tiny = summary[(summary["dataset"] == "tiny") & (summary["method"] == "combat")]
     assert (combat_tiny["status"] == "failed: MemoryError: out of memory").all()
     assert combat_tiny["value"].isna().all()
     scored = summary[(summary["status"] == "ok") & (summary["category"] != "total")]["value"].dropna()
     assert len(scored) > 0 and scored.between(0, 1).all()
     truth = pd.read_csv(tmp_path / "results" / "truth_summary.csv")
-    assert set(truth["method"]) == {"unintegrated", "combat"}  # harmony returns no expression
+    assert set(truth["method"]) == {"unintegrated", "combat", "label_shift", "scvi", "scanvi"}  # harmony returns no expression
     assert truth.loc[truth["dataset"] == "tiny", "value"].notna().any()
     assert (truth.loc[truth["method"] == "combat", "status"] == "failed: MemoryError: out of memory").all()
     de = truth[truth["metric"] == "auprc"].set_index(["dataset", "method", "representation", "category"])["value"]
     assert de["tiny", "unintegrated", "ols_batch", "cell_type_pair"] > 0.5
     assert de["tiny", "unintegrated", "wilcoxon", "covariate:condition"] > 0.5
-    genes = pd.read_csv(tmp_path / "results" / "tiny" / "de" / "wilcoxon" / "unintegrated.csv.gz")
+    genes = pd.read_csv(tmp_path / "results" / "tiny" / "de" / "wilcoxon.csv.gz")
     assert genes["is_true"].any() and len(genes) % 200 == 0
+    assert set(genes["method"]) == {"unintegrated", "label_shift", "scvi", "scanvi"}
+    assert set(summary["uses_labels"][summary["method"] == "label_shift"]) == {True}
+    # scVI is trained once per dataset (scANVI, scVI DE and its explanation load its model)
+    fits = {p.relative_to(tmp_path / "results" / "logs"): p.read_text().count("`Trainer.fit` stopped") for p in (tmp_path / "results" / "logs").rglob("*.log")}
+    for name in datasets:
+        assert {str(p) for p, n in fits.items() if n and p.parts[0] == name} == {f"{name}/integrate/scvi.log", f"{name}/integrate/scanvi.log"}
+        assert all(fits[p] == 1 for p in fits if fits[p] and p.parts[0] == name)
+    assert any(p.name == "scvi_de.log" for p in fits)  # scVI DE ran, without training
 
 
 def test_unknown_config_key_is_refused(tmp_path):

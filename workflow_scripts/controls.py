@@ -5,9 +5,8 @@ normalised like every method's input. ``shuffled`` keeps the batch effect and de
 biology: each cell gets another cell's profile from its own batch. Every score should place the
 methods between the two; one that does not is a broken score, not a good method.
 
-Both are :func:`workflow_scripts.methods.run_unintegrated` on altered counts, so they share its
-preprocessing, HVGs, PCA and parameters exactly. ``methods.py`` registers them, so it is imported
-inside the functions: a top-level import would be circular.
+Both are :func:`workflow_scripts.baseline.run_unintegrated` on altered counts, so they share its
+preprocessing, HVGs, PCA and parameters exactly.
 """
 
 import dataclasses
@@ -15,6 +14,7 @@ import dataclasses
 import anndata as ad
 import numpy as np
 
+from workflow_scripts.baseline import run_unintegrated
 from workflow_scripts.contract import TRUTH_COUNTS
 
 
@@ -29,15 +29,13 @@ def run_truth(adata, batch_key, label_key, *, seed, threads, **params):
     Corrected: log1p(CP10k) of ``layers["batchfree_counts"]``, all genes, dense float32 (the
     counts, not the noise-free means, so that it carries the sampling noise every method's input
     has). Embedding: their PCA, as the unintegrated control makes it. ``params`` are
-    :func:`~workflow_scripts.methods.run_unintegrated`'s (``n_hvg``, ``n_comps``).
+    :func:`~workflow_scripts.baseline.run_unintegrated`'s (``n_hvg``, ``n_comps``).
 
     Raises
     ------
     ValueError
         When the dataset has no batch-free counts (it is not a simulation).
     """
-    from workflow_scripts.methods import run_unintegrated
-
     if TRUTH_COUNTS not in adata.layers:
         raise ValueError(f"truth control needs layers['{TRUTH_COUNTS}'] (simulated data)")
     result = run_unintegrated(
@@ -67,9 +65,7 @@ def run_shuffled(adata, batch_key, label_key, *, seed, threads, **params):
     ``seed``) while ``obs`` stays, then processed as the unintegrated control: corrected = the
     permuted log1p(CP10k), embedding = its PCA. Per-batch gene statistics, hence the HVGs, are
     those of the unintegrated data. ``params`` are those of
-    :func:`~workflow_scripts.methods.run_unintegrated`.
+    :func:`~workflow_scripts.baseline.run_unintegrated`.
     """
-    from workflow_scripts.methods import run_unintegrated
-
     order = within_batch_permutation(adata.obs[batch_key].astype(str).to_numpy(), seed)
     return run_unintegrated(_with_counts(adata, adata.X[order]), batch_key, label_key, seed=seed, threads=threads, **params)

@@ -188,33 +188,38 @@ def ols_batch(lognorm: np.ndarray, obs: pd.DataFrame, genes, batch_key: str, lab
     return tables
 
 
-def scvi_de(data: ad.AnnData, batch_key: str, label_key: str, comps: list[Comparison], *, seed: int, threads: int, max_epochs=None) -> list[pd.DataFrame]:
-    """scVI on all genes' raw counts, then its batch-corrected DE per comparison.
+def scvi_de(data: ad.AnnData, label_key: str, comps: list[Comparison], *, seed: int, threads: int, model_dir=None) -> list[pd.DataFrame]:
+    """Batch-corrected DE per comparison from the dataset's scVI model (trained once, by
+    ``integrate_scvi``, on the HVGs' raw counts; genes it did not model get no score).
 
     ``score`` orders genes by scVI's posterior probability of a change, ties (probabilities
     saturate at 1) broken by the absolute posterior mean log fold change.
     """
     require_counts(data, "scvi_de")
+    if model_dir is None:
+        raise ValueError("scvi_de reads the dataset's trained scVI model (rule integrate_scvi): add `scvi` to the config's methods, or see why it failed")
     import scvi
     import torch
 
     torch.set_num_threads(threads)
     scvi.settings.seed = seed
-    adata = ad.AnnData(X=data.X.copy(), obs=data.obs[[batch_key]].copy(), var=pd.DataFrame(index=data.var_names))
-    scvi.model.SCVI.setup_anndata(adata, batch_key=batch_key)
-    model = scvi.model.SCVI(adata)
-    model.train(max_epochs=max_epochs, enable_progress_bar=False)
+    model = scvi.model.SCVI.load(str(model_dir))
+    if not model.adata.obs_names.equals(data.obs_names):
+        raise ValueError(f"the scVI model in {model_dir} was trained on other cells; re-run integrate_scvi")
     tables = []
     for comp in comps:
         first, second = comp.masks(data.obs, label_key)
         result = model.differential_expression(
             idx1=first, idx2=second, mode="change", batch_correction=True, fdr_target=ALPHA, all_stats=False, silent=True
-        ).reindex(adata.var_names)
+        ).reindex(model.adata.var_names)
         order = np.lexsort((result["lfc_mean"].abs().to_numpy(), result["proba_de"].to_numpy()))
-        score = np.empty(len(order))
-        score[order] = np.arange(1, len(order) + 1) / len(order)
-        significant = result[f"is_de_fdr_{ALPHA}"].to_numpy(dtype=bool)
-        tables.append(_table(comp, adata.var_names, score, result["lfc_mean"], np.nan, significant))
+        score = np.full(data.n_vars, np.nan)
+        modelled = data.var_names.get_indexer(model.adata.var_names)
+        score[modelled[order]] = np.arange(1, len(order) + 1) / len(order)
+        lfc = pd.Series(result["lfc_mean"].to_numpy(), index=model.adata.var_names).reindex(data.var_names)
+        significant = pd.Series(result[f"is_de_fdr_{ALPHA}"].to_numpy(dtype=bool), index=model.adata.var_names)
+        significant = significant.reindex(data.var_names, fill_value=False).to_numpy(dtype=bool)
+        tables.append(_table(comp, data.var_names, score, lfc, np.nan, significant))
     return tables
 
 
@@ -245,7 +250,7 @@ def run_workflow(workflow: str, data: ad.AnnData, integrated: ad.AnnData | None 
         elif workflow == "scvi_de":
             method = "unintegrated"
             require_counts(data, "scvi_de")  # before anything scVI needs (a model, its arguments)
-            tables = scvi_de(data, batch_key, label_key, comps, seed=seed, threads=threads, **params)
+            tables = scvi_de(data, label_key, comps, seed=seed, threads=threads, **params)
         else:
             raise ValueError(f"unknown DE workflow '{workflow}'; known: {WORKFLOWS}")
     return _finish(tables, info["name"], method, workflow)

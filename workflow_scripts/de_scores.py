@@ -29,7 +29,7 @@ needs raw counts (``scvi_de``) on a ``counts: false`` dataset gets NaN rows with
 ``skipped: needs raw counts``.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import anndata as ad
@@ -39,8 +39,10 @@ from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
 from workflow_scripts.contract import DATASET_UNS, NEEDS_COUNTS, NeedsRawCounts
 from workflow_scripts.de import GENE_COLUMNS, REST, Comparison, run_workflow
-from workflow_scripts.methods import EXPRESSION_METHODS
-from workflow_scripts.score_table import COLUMNS, OK, mark_controls, read_score_table
+from genex_core._atomic import replace_atomically
+from workflow_scripts.registry import EXPRESSION_METHODS
+from workflow_scripts.rule_log import log_to_file
+from workflow_scripts.score_table import COLUMNS, OK, read_failures, read_score_table, score_dataset, write_table
 
 KEYS = ["covariate", "level", "reference", "cell_type"]
 METRICS = ("auroc", "auprc", "f1", "f1_paper", "false_discoveries")
@@ -146,11 +148,12 @@ def skipped_rows(dataset: str, method: str, workflow: str, status: str, note: st
     return pd.DataFrame([(dataset, method, workflow, "all", metric, "raw", np.nan, note, status) for metric in METRICS], columns=COLUMNS)
 
 
-def failure_rows(dataset: str, failures: Mapping[str, str]) -> pd.DataFrame:
-    """NaN rows for expression methods that failed (or were skipped), so they stay in the DE table."""
+def missing_rows(dataset: str, statuses: Mapping[str, str]) -> pd.DataFrame:
+    """NaN rows for expression methods that did not run, each with its status ("failed:
+    <reason>" or "skipped: <why>"), so they stay in the DE table."""
     rows = [
-        (dataset, method, "wilcoxon", "all", metric, "raw", np.nan, "", status_of(reason))
-        for method, reason in failures.items()
+        (dataset, method, "wilcoxon", "all", metric, "raw", np.nan, "", status)
+        for method, status in statuses.items()
         if method in EXPRESSION_METHODS
         for metric in METRICS
     ]
@@ -179,27 +182,39 @@ def de_to_csv(
     return scores
 
 
-def collect(score_csvs: Iterable[str | Path], failures: Mapping[str, str], output_csv: str | Path, dataset: str) -> pd.DataFrame:
-    """Rule entry point: one dataset's DE tables plus failed methods' rows."""
-    tables = [read_score_table(p) for p in score_csvs]
-    table = mark_controls(pd.concat([*tables, failure_rows(dataset, failures)], ignore_index=True))
-    # DE workflows on the raw counts are rivals of DE on corrected values, not the control
-    table.loc[table["representation"] != "wilcoxon", "role"] = "method"
-    Path(output_csv).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(output_csv, index=False)
-    return table
+def score_de_rule(smk) -> None:
+    """Rule ``score_de``: Wilcoxon on every method's corrected values of one dataset, in one
+    process, its per-gene tables (``output.genes``) and scores, with the raw-count workflows'
+    scores (``input.raw``) -> ``output.scores``. Raw-count workflows are rivals of DE on
+    corrected values, so their rows have role ``method`` even though they test unintegrated data."""
+    genes = []
+
+    def score_one(data, integrated, dataset, method):
+        label_key = data.uns[DATASET_UNS]["label_key"]
+        table = add_truth(run_workflow("wilcoxon", data, integrated), data.var, label_key)
+        genes.append(table)
+        return de_scores(table, label_key)
+
+    def with_raw(table):
+        return pd.concat([table, *(read_score_table(p) for p in smk.input.raw)], ignore_index=True)
+
+    with log_to_file(smk.log[0]):
+        statuses = {m: f"failed: {reason}" for m, reason in read_failures(smk.input.failures).items()}
+        statuses.update(smk.params.skipped)
+        table = score_dataset(smk.input.data, smk.input.integrated, statuses, score_one, missing_rows, finish=with_raw)
+        table.loc[table["representation"] != "wilcoxon", ["role", "uses_labels"]] = ["method", False]
+        gene_table = pd.concat(genes, ignore_index=True) if genes else pd.DataFrame(columns=[*GENE_COLUMNS, "is_true"])
+        replace_atomically(lambda tmp: gene_table.to_csv(tmp, index=False, compression="gzip"), smk.output.genes)
+        write_table(table, smk.output.scores)
 
 
 if __name__ == "__main__":
-    from workflow_scripts.rule_log import log_to_file
-    from workflow_scripts.score_table import read_failures
-
     smk = snakemake  # noqa: F821 (injected by Snakemake's script: directive)
-    with log_to_file(smk.log[0]):
-        if smk.params.step == "collect":
-            collect([*smk.input.scores, *smk.input.raw], read_failures(smk.input.failures), smk.output[0], smk.params.dataset)
-        else:
+    if smk.rule == "score_de":
+        score_de_rule(smk)
+    else:
+        with log_to_file(smk.log[0]):
             de_to_csv(
-                smk.params.workflow, smk.input.data, smk.input.get("integrated"), smk.output.genes, smk.output.scores,
+                smk.params.workflow, smk.input.data, None, smk.output.genes, smk.output.scores,
                 seed=smk.params.seed, threads=smk.threads, params=smk.params.params,
             )  # fmt: skip

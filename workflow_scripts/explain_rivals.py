@@ -141,7 +141,7 @@ def run_rival(rival: str, data: ad.AnnData, *, seed: int = 0, threads: int = 1, 
         elif rival == "scvi_de":
             require_counts(data, "scvi_de")
             not_batch = [c for c in comps if c.covariate != batch_key]
-            tables = _from_de(scvi_de(data, batch_key, label_key, not_batch, seed=seed, threads=threads, **params))
+            tables = _from_de(scvi_de(data, label_key, not_batch, seed=seed, threads=threads, **params))
         elif rival == "mrvi":
             of_covariates = [c for c in comps if c.covariate in covariates]
             tables = []

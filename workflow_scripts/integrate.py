@@ -7,6 +7,7 @@ dataset file, which keeps one copy of them. A method that fails leaves no .h5ad 
 record (:func:`failure_record_path`) that the score tables report. Rule ``integrate`` runs this file.
 """
 
+import importlib
 import json
 import resource
 import time
@@ -18,7 +19,7 @@ import scipy.sparse as sp
 
 from workflow_scripts.contract import DATASET_UNS
 from workflow_scripts.datasets import write_h5ad_atomic
-from workflow_scripts.methods import EXPRESSION_METHODS, METHODS
+from workflow_scripts.registry import METHODS
 
 EMBEDDING = "X_emb"
 CORRECTED = "corrected"
@@ -36,6 +37,14 @@ def _peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def runner(method: str):
+    """The function that runs ``method`` (its registry entry's ``module:function``)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown integration method '{method}'; known: {sorted(METHODS)}")
+    module, function = METHODS[method].runner.split(":")
+    return getattr(importlib.import_module(module), function)
+
+
 def integrate(
     data_path: str | Path,
     method: str,
@@ -44,9 +53,11 @@ def integrate(
     seed: int,
     threads: int,
     model_dir: str | Path | None = None,
+    pretrained: str | Path | None = None,
 ) -> ad.AnnData:
     """Run ``method`` on the dataset at ``data_path`` and write its output to ``output_path``
-    (and its trained model to ``model_dir``, for a method that returns one).
+    (and its trained model to ``model_dir``, for a method that saves one). ``pretrained`` is the
+    saved model of the method it starts from (registry ``starts_from``).
 
     ``uns["method"]["peak_memory_mb"]`` is the process's peak resident memory when the method
     ends: it includes the interpreter, the libraries the method imports (torch for scVI) and the
@@ -59,19 +70,20 @@ def integrate(
     dataset = Path(data_path).parent.name
     start = time.perf_counter()
     try:
-        if method not in METHODS:
-            raise ValueError(f"unknown integration method '{method}'; known: {sorted(METHODS)}")
+        run = runner(method)
         data = ad.read_h5ad(data_path)
         info = dict(data.uns[DATASET_UNS])
         dataset = info.get("name", dataset)
+        params = dict(params or {}, **({"pretrained": pretrained} if pretrained is not None else {}))
         start = time.perf_counter()
-        result = METHODS[method](data, info["batch_key"], info["label_key"], seed=seed, threads=threads, **(params or {}))
+        result = run(data, info["batch_key"], info["label_key"], seed=seed, threads=threads, **params)
         wall_time = time.perf_counter() - start
         out = ad.AnnData(obs=data.obs.copy(), var=data.var.copy())
         out.obsm[EMBEDDING] = np.asarray(result.embedding, dtype=np.float32)
-        if (result.corrected is not None) != (method in EXPRESSION_METHODS):
+        expected = METHODS[method].returns_expression
+        if (result.corrected is not None) != expected:
             said = "returned no" if result.corrected is None else "returned"
-            raise RuntimeError(f"{method} {said} corrected expression, against EXPRESSION_METHODS")
+            raise RuntimeError(f"{method} {said} corrected expression, against its registry entry")
         if result.corrected is not None:
             corrected = result.corrected.toarray() if sp.issparse(result.corrected) else result.corrected
             out.layers[CORRECTED] = np.asarray(corrected, dtype=np.float32)
@@ -83,7 +95,8 @@ def integrate(
             "seed": seed,
             "wall_time_s": wall_time,
             "peak_memory_mb": _peak_memory_mb(),
-            "returns_expression": method in EXPRESSION_METHODS,
+            "returns_expression": expected,
+            "uses_labels": METHODS[method].uses_labels,
         }
         if model_dir is not None:
             if result.model is None:
@@ -106,5 +119,13 @@ if __name__ == "__main__":
 
     smk = snakemake  # noqa: F821 (injected by Snakemake's script: directive)
     with log_to_file(smk.log[0]):
-        model_dir = smk.output.get("model")
-        integrate(smk.input.data, smk.params.method, smk.output.integrated, smk.params.params, smk.params.seed, smk.threads, model_dir)
+        integrate(
+            smk.input.data,
+            smk.params.method,
+            smk.output.integrated,
+            smk.params.params,
+            smk.params.seed,
+            smk.threads,
+            model_dir=smk.output.get("model"),
+            pretrained=smk.input.get("pretrained"),
+        )

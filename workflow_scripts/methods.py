@@ -1,20 +1,15 @@
-"""The competitor integration methods and the unintegrated control, as pure functions.
+"""The integration methods compared in the benchmark, as pure functions (runners).
 
-Each ``run_<method>(adata, batch_key, label_key, *, seed, threads, **params)`` takes a dataset in
-the contract layout (raw counts in sparse ``X``) and returns a :class:`MethodResult`; it reads and
-writes no files (``integrate.py`` does). All methods share one preprocessing
-(:func:`preprocess`: the project's log1p CP10k and batch-aware HVGs; PCA of those HVGs where a
-method needs one), so differences between
+Each ``run_<method>`` has the signature in :mod:`workflow_scripts.baseline` and is registered
+in :mod:`workflow_scripts.registry`. All share one preprocessing (:func:`preprocess`: log1p
+CP10k and batch-aware HVGs; PCA of those HVGs where a method needs one), so differences between
 them come from the methods, not from how their input was prepared.
 
-Genes of the corrected expression: ComBat corrects all genes; scVI and Scanorama model the HVGs,
-which are all genes whenever the dataset has no more genes than ``n_hvg`` (the default benchmark
-has 1,000). Genes a method did not model are NaN columns of ``corrected``, never copied input.
+Genes of the corrected expression: ComBat and ``label_shift`` correct all genes; scVI, scANVI and
+Scanorama model the HVGs, which are all genes whenever the dataset has no more genes than
+``n_hvg`` (the default benchmark has 1,000). Genes a method did not model are NaN columns of
+``corrected``, never copied input.
 """
-
-import importlib.metadata
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import anndata as ad
 import numpy as np
@@ -22,115 +17,10 @@ import scanpy as sc
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from genex_core.preprocessing import TARGET_SUM, log_normalize
-from workflow_scripts.controls import run_shuffled, run_truth
+from genex_core.preprocessing import TARGET_SUM
+from workflow_scripts.baseline import N_COMPS, N_HVG, MethodResult, all_genes, capped_comps, package_version, pca, preprocess
 
-N_HVG = 2000  # scIB's and scVI's usual number of highly variable genes
-N_COMPS = 30  # PCs of the shared embedding (Harmony's input, the unintegrated control)
 SCANORAMA_DIMRED = 100  # scanorama's default embedding size
-
-
-@dataclass(frozen=True)
-class MethodResult:
-    """What one method returns.
-
-    Attributes
-    ----------
-    embedding
-        Cells x dimensions, in the input's cell order.
-    corrected
-        Cells x all genes of the dataset in log1p(CP10k) space (NaN columns for genes the method
-        did not model), or None for a method that returns no expression.
-    params
-        The parameters the method ran with, defaults resolved (JSON-able, no None).
-    version
-        Version of the library that did the integration.
-    model
-        The trained model, for methods whose model later stages use (GENEX's explanations);
-        it must have ``save(dir_path, overwrite=...)``.
-    """
-
-    embedding: np.ndarray
-    corrected: np.ndarray | sp.spmatrix | None
-    params: dict
-    version: str
-    model: object | None = None
-
-
-@dataclass(frozen=True)
-class Preprocessed:
-    """The shared input of every method.
-
-    Attributes
-    ----------
-    lognorm
-        log1p(CP10k) of all genes, cells x genes, CSR.
-    hvg
-        Boolean mask over genes: the batch-aware highly variable genes (all genes when the
-        dataset has no more than ``n_hvg``).
-    """
-
-    lognorm: sp.csr_matrix
-    hvg: np.ndarray
-
-    def hvg_pca(self, n_comps: int, seed: int) -> np.ndarray:
-        """PCA of the log-normalised HVGs, unscaled as in scIB: the shared embedding."""
-        return pca(self.lognorm[:, self.hvg], n_comps, seed)
-
-
-def _version(package: str) -> str:
-    return importlib.metadata.version(package)
-
-
-def _n_comps(n_comps: int, shape: tuple[int, int]) -> int:
-    """``n_comps`` capped so that PCA is defined on a matrix of ``shape``."""
-    return max(1, min(n_comps, shape[0] - 1, shape[1] - 1))
-
-
-def pca(matrix, n_comps: int, seed: int) -> np.ndarray:
-    """PCA scores (cells x components) of ``matrix``, ``n_comps`` capped by its size."""
-    return sc.pp.pca(matrix, n_comps=_n_comps(n_comps, matrix.shape), random_state=seed, svd_solver="arpack").astype(np.float32)
-
-
-def preprocess(adata: ad.AnnData, batch_key: str, n_hvg: int = N_HVG) -> Preprocessed:
-    """Normalise and select HVGs per batch, the same way for every method.
-
-    HVGs: Seurat v3 on the raw counts, batch-aware (``batch_key``), as scVI recommends; when the
-    dataset's ``uns["dataset"]["counts"]`` is False its ``X`` is taken as already log-normalised
-    and Cell Ranger's dispersion flavour on it is used instead.
-    """
-    counts = adata.uns.get("dataset", {}).get("counts", True)
-    lognorm = log_normalize(adata.X) if counts else sp.csr_matrix(adata.X, dtype=np.float32)
-    if adata.n_vars <= n_hvg:
-        hvg = np.ones(adata.n_vars, dtype=bool)
-    else:
-        source = ad.AnnData(X=adata.X if counts else lognorm, obs=adata.obs[[batch_key]], var=adata.var[[]])
-        flavor = "seurat_v3" if counts else "cell_ranger"
-        table = sc.pp.highly_variable_genes(source, flavor=flavor, n_top_genes=n_hvg, batch_key=batch_key, inplace=False)
-        hvg = table["highly_variable"].to_numpy(bool)
-    return Preprocessed(lognorm=lognorm, hvg=hvg)
-
-
-def _all_genes(values: np.ndarray, hvg: np.ndarray) -> np.ndarray:
-    """Cells x HVG values spread over all genes, NaN where the method did not model a gene."""
-    if hvg.all():
-        return np.asarray(values, dtype=np.float32)
-    out = np.full((values.shape[0], hvg.size), np.nan, dtype=np.float32)
-    out[:, hvg] = values
-    return out
-
-
-def run_unintegrated(adata, batch_key, label_key, *, seed, threads, n_hvg=N_HVG, n_comps=N_COMPS) -> MethodResult:
-    """The control: PCA of log1p(CP10k) of the HVGs, nothing removed.
-
-    ``corrected`` is the log-normalised data itself (all genes), so expression-level scores have
-    the uncorrected data as their baseline in the same format as the methods.
-    """
-    with threadpool_limits(threads):
-        prep = preprocess(adata, batch_key, n_hvg)
-        embedding = prep.hvg_pca(n_comps, seed)
-    params = dict(n_hvg=int(prep.hvg.sum()), n_comps=embedding.shape[1])
-    return MethodResult(embedding=embedding, corrected=prep.lognorm, params=params, version=_version("scanpy"))
 
 
 def run_harmony(adata, batch_key, label_key, *, seed, threads, n_hvg=N_HVG, n_comps=N_COMPS) -> MethodResult:
@@ -153,7 +43,7 @@ def run_harmony(adata, batch_key, label_key, *, seed, threads, n_hvg=N_HVG, n_co
     if z.shape != embedding.shape:
         raise ValueError(f"harmonypy returned Z_corr of shape {z.shape} for a PCA of shape {embedding.shape}")
     params = dict(n_hvg=int(prep.hvg.sum()), n_comps=embedding.shape[1])
-    return MethodResult(embedding=z.astype(np.float32), corrected=None, params=params, version=_version("harmonypy"))
+    return MethodResult(embedding=z.astype(np.float32), corrected=None, params=params, version=package_version("harmonypy"))
 
 
 def run_combat(adata, batch_key, label_key, *, seed, threads, n_hvg=N_HVG, n_comps=N_COMPS) -> MethodResult:
@@ -167,7 +57,7 @@ def run_combat(adata, batch_key, label_key, *, seed, threads, n_hvg=N_HVG, n_com
             raise ValueError(f"ComBat returned {int((~np.isfinite(corrected)).sum())} non-finite values")
         embedding = pca(corrected[:, prep.hvg], n_comps, seed)
     params = dict(n_hvg=int(prep.hvg.sum()), n_comps=embedding.shape[1])
-    return MethodResult(embedding=embedding, corrected=corrected, params=params, version=_version("scanpy"))
+    return MethodResult(embedding=embedding, corrected=corrected, params=params, version=package_version("scanpy"))
 
 
 def run_scanorama(adata, batch_key, label_key, *, seed, threads, n_hvg=N_HVG) -> MethodResult:
@@ -189,7 +79,7 @@ def run_scanorama(adata, batch_key, label_key, *, seed, threads, n_hvg=N_HVG) ->
         prep = preprocess(adata, batch_key, n_hvg)
         genes = adata.var_names[prep.hvg].to_numpy()
         data = prep.lognorm[:, prep.hvg]
-        dimred = _n_comps(SCANORAMA_DIMRED, data.shape)
+        dimred = capped_comps(SCANORAMA_DIMRED, data.shape)
         embedded, corrected, out_genes = scanorama.correct(
             [data[idx] for idx in blocks],
             [genes] * len(blocks),
@@ -207,72 +97,168 @@ def run_scanorama(adata, batch_key, label_key, *, seed, threads, n_hvg=N_HVG) ->
     corrected = corrected * norms
     params = dict(n_hvg=int(prep.hvg.sum()), dimred=dimred)
     embedding = np.vstack(embedded)[inverse].astype(np.float32)
-    corrected = _all_genes(corrected, prep.hvg)
-    return MethodResult(embedding=embedding, corrected=corrected, params=params, version=_version("scanorama"))
+    corrected = all_genes(corrected, prep.hvg)
+    return MethodResult(embedding=embedding, corrected=corrected, params=params, version=package_version("scanorama"))
 
 
-def run_scvi(adata, batch_key, label_key, *, seed, threads, n_hvg=N_HVG, max_epochs=None) -> MethodResult:
-    """scVI (scvi-tools defaults) on the raw counts of the HVGs.
+def run_label_shift(adata, batch_key, label_key, *, seed, threads, n_hvg=N_HVG, n_comps=N_COMPS) -> MethodResult:
+    """The closed-form within-label location shift: the bar a label-using method must clear.
 
-    Embedding: the latent posterior mean. Corrected: the decoded expression at 10,000 counts per
-    cell, averaged over every batch (``transform_batch`` = all batches), then log1p — the
-    project's log1p(CP10k) scale. ``max_epochs=None`` keeps scvi-tools' heuristic (400 epochs
-    below 20,000 cells); the benchmark sets it to fit its time budget.
+    On log1p(CP10k) of all genes, each cell's nonzero values move by its (batch, label) group's
+    shift (:func:`label_shifts`), then ReLU; zeros stay zero, so no gene gains expression it did
+    not have. Embedding: PCA of the corrected HVGs, as ComBat's. Milliseconds, no training.
     """
-    import scvi
-    import torch
-
-    if not adata.uns.get("dataset", {}).get("counts", True):
-        raise ValueError("scVI models raw counts, and this dataset declares `counts: false`")
     with threadpool_limits(threads):
         prep = preprocess(adata, batch_key, n_hvg)
-        torch.set_num_threads(threads)
-        scvi.settings.seed = seed
-        counts = sp.csr_matrix(adata.X[:, prep.hvg])
-        data = ad.AnnData(X=counts, obs=adata.obs[[batch_key]].copy(), var=adata.var[[]].iloc[prep.hvg])
-        scvi.model.SCVI.setup_anndata(data, batch_key=batch_key)
-        model = scvi.model.SCVI(data)
-        model.train(max_epochs=max_epochs, enable_progress_bar=False)
-        embedding = model.get_latent_representation()
-        levels = data.obs[batch_key].astype("category").cat.categories.tolist()
-        expression = model.get_normalized_expression(transform_batch=levels, library_size=TARGET_SUM, return_numpy=True)
-    params = dict(n_hvg=int(prep.hvg.sum()), max_epochs=len(model.history["elbo_train"]), n_latent=embedding.shape[1])
+        batches = adata.obs[batch_key].astype("category").cat.codes.to_numpy()
+        labels = adata.obs[label_key].astype("category").cat.codes.to_numpy()
+        shifts = label_shifts(prep.lognorm, batches, labels)
+        corrected = prep.lognorm.copy()
+        rows = np.repeat(batches * (labels.max() + 1) + labels, np.diff(corrected.indptr))  # group of each stored value
+        corrected.data -= shifts[rows, corrected.indices]
+        np.maximum(corrected.data, 0, out=corrected.data)
+        corrected.eliminate_zeros()
+        embedding = pca(corrected[:, prep.hvg], n_comps, seed)
+    params = dict(n_hvg=int(prep.hvg.sum()), n_comps=embedding.shape[1])
+    return MethodResult(embedding=embedding, corrected=corrected, params=params, version=package_version("genex-benchmark"))
+
+
+def label_shifts(values: sp.csr_matrix, batches: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-(batch, label) shift of every gene, shape (n_batches * n_labels, genes), row b * L + l.
+
+    The raw shift of group (b, l) is its mean minus the mean over batches of the label's group
+    means. It is shrunk toward the batch's own shift (the cell-weighted mean of its raw shifts
+    over labels found in two or more batches) by empirical Bayes, per gene, as ComBat shrinks
+    its batch parameters: weight tau^2 / (tau^2 + sigma^2 / n), with sigma^2 the pooled
+    within-group variance and tau^2 the spread of the raw shifts around the batch shift beyond
+    sampling noise. A label found in one batch only has no raw shift (its anchor is itself) and
+    takes its batch's shift.
+    """
+    n_b, n_l = batches.max() + 1, labels.max() + 1
+    group = batches * n_l + labels
+    onehot = sp.csr_matrix((np.ones(group.size), (group, np.arange(group.size))), shape=(n_b * n_l, group.size))
+    n = np.asarray(onehot.sum(axis=1)).ravel()
+    present = n > 0
+    safe_n = np.maximum(n, 1)[:, None]
+    mean = np.asarray((onehot @ values).todense()) / safe_n
+    sq = np.asarray((onehot @ values.multiply(values)).todense()) / safe_n
+    within = (sq - mean**2) * n[:, None]  # sum of squares within each group
+    sigma2 = within.sum(axis=0) / max(group.size - present.sum(), 1)
+
+    mean3, present2 = mean.reshape(n_b, n_l, -1), present.reshape(n_b, n_l)
+    target = (mean3 * present2[..., None]).sum(axis=0) / np.maximum(present2.sum(axis=0), 1)[:, None]
+    raw = mean3 - target[None]  # (batch, label, gene)
+    shared = present2 & (present2.sum(axis=0) >= 2)[None, :]
+    weight = n.reshape(n_b, n_l) * shared
+    batch_shift = (raw * weight[..., None]).sum(axis=1) / np.maximum(weight.sum(axis=1), 1)[:, None]
+    deviation = raw - batch_shift[:, None, :]
+    noise = sigma2[None, None, :] / np.maximum(n.reshape(n_b, n_l), 1)[..., None]
+    tau2 = np.maximum(((deviation**2 - noise) * shared[..., None]).sum(axis=(0, 1)) / max(shared.sum(), 1), 0.0)
+    shrink = np.where(shared[..., None], tau2 / np.maximum(tau2 + noise, 1e-12), 0.0)
+    return (batch_shift[:, None, :] + shrink * deviation).reshape(n_b * n_l, -1).astype(np.float32)
+
+
+def scvi_input(adata, batch_key, label_key, n_hvg=N_HVG) -> ad.AnnData:
+    """The raw counts of the HVGs with the batch and label columns: what scVI is trained on,
+    and what its saved model carries for scANVI and the DE stage."""
+    prep = preprocess(adata, batch_key, n_hvg)
+    keys = [batch_key] + ([label_key] if label_key and label_key != batch_key else [])
+    return ad.AnnData(X=sp.csr_matrix(adata.X[:, prep.hvg]), obs=adata.obs[keys].copy(), var=adata.var[[]].iloc[prep.hvg])
+
+
+def _scvi_outputs(model, data, batch_key, hvg_genes, all_names, extra: dict) -> MethodResult:
+    """Latent mean as embedding; expression decoded at 10,000 counts per cell averaged over
+    every batch (``transform_batch`` = all batches), log1p — the project's log1p(CP10k)."""
+    embedding = model.get_latent_representation()
+    levels = data.obs[batch_key].cat.categories.tolist()
+    expression = model.get_normalized_expression(transform_batch=levels, library_size=TARGET_SUM, return_numpy=True)
+    hvg = np.isin(all_names, hvg_genes)
+    params = dict(n_hvg=int(hvg.sum()), n_latent=embedding.shape[1], **extra)
     return MethodResult(
         embedding=embedding.astype(np.float32),
-        corrected=_all_genes(np.log1p(expression), prep.hvg),
+        corrected=all_genes(np.log1p(expression), hvg),
         params=params,
-        version=_version("scvi-tools"),
+        version=package_version("scvi-tools"),
+        model=_WithData(model),
     )
 
 
-def run_genex(adata, batch_key, label_key, *, seed, threads, mode="label-conditioned", device="auto", **train_args) -> MethodResult:
-    """GENEX (``genex_core``) on the raw counts of all genes, conditioned on the batch, the
-    cell type (``mode="label-conditioned"``, the published default; ``"label-free"`` ignores
-    labels) and the dataset's covariates (``uns["dataset"]["covariates"]``), so that the
-    discriminator has a classifier head to explain for each of them.
+class _WithData:
+    """A scvi-tools model saved with its training AnnData, so later stages load it as trained."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def save(self, dir_path, overwrite: bool = False) -> None:
+        self.model.save(str(dir_path), overwrite=overwrite, save_anndata=True)
+
+
+def run_scvi(adata, batch_key, label_key, *, seed, threads, n_hvg=N_HVG, max_epochs=None) -> MethodResult:
+    """scVI at scvi-tools' defaults (``max_epochs=None``: its own heuristic, 400 epochs below
+    20,000 cells) on the raw counts of the HVGs. The trained model is saved for scANVI and the
+    DE and explanation stages, so scVI is trained once per dataset."""
+    import scvi
+    import torch
+
+    torch.set_num_threads(threads)
+    scvi.settings.seed = seed
+    with threadpool_limits(threads):
+        data = scvi_input(adata, batch_key, label_key, n_hvg)
+        scvi.model.SCVI.setup_anndata(data, batch_key=batch_key)
+        model = scvi.model.SCVI(data)
+        model.train(max_epochs=max_epochs, enable_progress_bar=False)
+        epochs = len(model.history["elbo_train"])
+        return _scvi_outputs(model, data, batch_key, data.var_names, adata.var_names, dict(max_epochs=epochs))
+
+
+def run_scanvi(adata, batch_key, label_key, *, seed, threads, pretrained, max_epochs=None) -> MethodResult:
+    """scANVI (``SCANVI.from_scvi_model``) on the dataset's trained scVI (``pretrained``, its
+    saved model), every label given; scvi-tools' own epoch choice for a pretrained model
+    (``max_epochs=None``). Outputs as scVI's."""
+    import scvi
+    import torch
+
+    torch.set_num_threads(threads)
+    scvi.settings.seed = seed
+    with threadpool_limits(threads):
+        base = scvi.model.SCVI.load(str(pretrained))
+        if not base.adata.obs_names.equals(adata.obs_names) or label_key not in base.adata.obs:
+            raise ValueError(f"the scVI model in {pretrained} was trained on other cells or without '{label_key}'; re-run integrate_scvi")
+        model = scvi.model.SCANVI.from_scvi_model(base, unlabeled_category="unlabeled", labels_key=label_key)
+        model.train(max_epochs=max_epochs, enable_progress_bar=False)
+        epochs = len(model.history["elbo_train"])
+        return _scvi_outputs(model, model.adata, batch_key, model.adata.var_names, adata.var_names, dict(max_epochs=epochs))
+
+
+def run_genex(adata, batch_key, label_key, *, seed, threads, device="auto", **train_args) -> MethodResult:
+    """GENEX (``genex_core``) on the raw counts of all genes, conditioned on the batch, the cell
+    type (``label_key``; None is its label-free mode) and the dataset's covariates
+    (``uns["dataset"]["covariates"]``), so that the discriminator has a classifier head to explain
+    for each of them.
 
     Embedding: the encoder's latent of the corrected cell. Corrected: every cell translated to
     the trained neutral batch code, log1p(CP10k). ``train_args`` go to :meth:`genex_core.GENEX.train`
-    (``max_epochs``, ``batch_size``, ``lr``...); ``params`` records the mode, the set-up and the
-    training arguments as run.
+    (``max_epochs``, ``batch_size``, ``lr``...); ``params`` records the set-up and the training
+    arguments as run.
     """
     import torch
 
     from genex_core import GENEX
 
-    if not adata.uns.get("dataset", {}).get("counts", True):
-        raise ValueError("GENEX normalises raw counts, and this dataset declares `counts: false`")
-    if mode not in ("label-conditioned", "label-free"):
-        raise ValueError(f"GENEX mode must be 'label-conditioned' or 'label-free', got {mode!r}")
     covariates = list(adata.uns.get("dataset", {}).get("covariates", []))
     torch.set_num_threads(threads)
     with threadpool_limits(threads):
-        model = GENEX(adata, batch_key=batch_key, label_key=label_key if mode == "label-conditioned" else None, covariate_keys=covariates)
+        model = GENEX(adata, batch_key=batch_key, label_key=label_key, covariate_keys=covariates)
         model.train(seed=seed, device=device, progress=False, **train_args)
         embedding = model.get_latent_representation()
         corrected = model.get_corrected_expression()
     info = _json_safe(model.info)
-    return MethodResult(embedding=embedding, corrected=corrected, params=info, version=_version("genex-benchmark"), model=model)
+    return MethodResult(embedding=embedding, corrected=corrected, params=info, version=package_version("genex-benchmark"), model=model)
+
+
+def run_genex_label_free(adata, batch_key, label_key, *, seed, threads, **params) -> MethodResult:
+    """GENEX without the labels (its ``label-free`` mode): ranked with the label-free methods."""
+    return run_genex(adata, batch_key, None, seed=seed, threads=threads, **params)
 
 
 def _json_safe(value):
@@ -282,18 +268,3 @@ def _json_safe(value):
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     return value
-
-
-METHODS: dict[str, Callable[..., MethodResult]] = {
-    "unintegrated": run_unintegrated,
-    "harmony": run_harmony,
-    "scvi": run_scvi,
-    "combat": run_combat,
-    "scanorama": run_scanorama,
-    "genex": run_genex,
-    # controls: run_unintegrated on altered counts (controls.py), run like the methods
-    "truth": run_truth,
-    "shuffled": run_shuffled,
-}
-EXPRESSION_METHODS = frozenset({"unintegrated", "scvi", "combat", "scanorama", "genex", "truth", "shuffled"})
-CONTROLS = frozenset({"truth", "shuffled", "unintegrated"})

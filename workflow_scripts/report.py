@@ -22,6 +22,7 @@ from workflow_scripts.cost import job_costs
 from workflow_scripts.figures import FIGURES, parse_stem
 from workflow_scripts.figures.common import read_table
 from workflow_scripts.integrate import METHOD_UNS
+from workflow_scripts.verdict import headline
 
 PACKAGES = {  # what the report lists: {name shown: distribution}
     "genex_core": "genex-benchmark",
@@ -141,12 +142,12 @@ def tables_html(scib: str, truth: str, de: Iterable[str], explain: str, results:
     parts = [
         (
             "scIB scores (raw; totals per representation)",
-            score_pivot(scib_table, ["dataset", "method", "role", "representation"]),
+            score_pivot(scib_table, ["dataset", "method", "role", "uses_labels", "representation"]),
         ),
-        ("Distance to the batch-free truth", score_pivot(truth_table, ["dataset", "method", "role"])),
+        ("Distance to the batch-free truth", score_pivot(truth_table, ["dataset", "method", "role", "uses_labels"])),
         (
             "DE recovery (representation: the DE workflow)",
-            score_pivot(de_table, ["dataset", "method", "role", "representation", "category"]),
+            score_pivot(de_table, ["dataset", "method", "role", "uses_labels", "representation", "category"]),
         ),
         (
             "Explanations (method: the explanation method)",
@@ -171,6 +172,23 @@ def published_html(published: str | Path, claims: str | Path) -> str:
     )
 
 
+def verdict_html(verdict: str | Path) -> str:
+    """The first screen: per aspect, the best method given the labels, the best label-free one,
+    the best explanation method and the controls; then every method's rank within its group."""
+    table = read_table(verdict)
+    ranks = table.assign(rank=table["rank"].map(lambda r: "" if pd.isna(r) else str(int(r))))
+    intro = (
+        "<p>Each cell: the best method of its group by the mean of that score over the datasets "
+        "(explanations: over every dataset, covariate and scope), with its value. Methods given the "
+        "cell-type labels are ranked apart from label-free ones; <code>label_shift</code> is the closed-form "
+        "label-using baseline. Controls bracket the methods: <code>truth</code> (the batch-free data) as the "
+        "ceiling, <code>unintegrated</code> and <code>shuffled</code> as floors; <code>random</code> is the "
+        "explanations' floor.</p>"
+    )
+    summary = "<summary>Every method's mean and rank within its group (click to show)</summary>"
+    return f"{intro}{table_html(headline(table))}<details>{summary}{table_html(ranks)}</details>"
+
+
 def build_report(
     figures: Iterable[str | Path],
     config: Mapping,
@@ -184,13 +202,16 @@ def build_report(
     results: str | Path = "results",
     published: str | Path | None = None,
     claims: str | Path | None = None,
+    verdict: str | Path | None = None,
 ) -> str:
     """Write the report to ``output`` and return its path. ``figures`` are PNGs named as
     :func:`workflow_scripts.figures.stem` names them, in the order they are shown. ``published``
-    (a config's published values) and ``claims`` (the paper figure's verdicts) come together."""
+    (a config's published values) and ``claims`` (the paper figure's verdicts) come together;
+    ``verdict`` (rule ``verdict``'s table) opens the page."""
     paper = published_html(published, claims) if published and claims else ""
     config_yaml = html.escape(yaml.dump(dict(config), Dumper=_PlainDumper, sort_keys=False))
     sections = [
+        *([("verdict", "Verdict", verdict_html(verdict))] if verdict else []),
         (
             "config",
             "Config",
@@ -237,4 +258,5 @@ if __name__ == "__main__":
             # named lists, [] unless the config names published values
             next(iter(smk.input.published), None),
             next(iter(smk.input.claims), None),
+            smk.input.verdict,
         )

@@ -26,9 +26,8 @@ status``. ``category`` is ``batch``/``bio`` for metrics and ``total`` for the ro
 
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from unittest import mock
 
 import anndata as ad
@@ -44,8 +43,8 @@ from threadpoolctl import threadpool_limits
 
 from workflow_scripts.contract import DATASET_UNS, log_expression
 from workflow_scripts.integrate import CORRECTED, EMBEDDING
-from workflow_scripts.methods import CONTROLS
-from workflow_scripts.score_table import COLUMNS, OK, mark_controls, read_score_table, run_score_rule
+from workflow_scripts.registry import CONTROLS
+from workflow_scripts.score_table import COLUMNS, OK, run_score_rule
 
 N_NEIGHBORS = 15  # scib's graph metrics build a 15-NN graph (scib.metrics.lisi.recompute_knn)
 KBET_NEIGHBORS = 50  # scib's kBET builds a 50-NN graph (scib.metrics.kBET), as does scib-metrics' Benchmarker
@@ -337,49 +336,18 @@ def add_totals(table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([table, totals[COLUMNS]], ignore_index=True)
 
 
-def failure_rows(dataset: str, failures: Mapping[str, str]) -> pd.DataFrame:
-    """Explicit NaN rows (embedding metrics) for methods that failed or produced no output."""
+def missing_rows(dataset: str, statuses: Mapping[str, str]) -> pd.DataFrame:
+    """Explicit NaN rows (embedding metrics) for methods that did not run, each with its status
+    ("failed: <reason>" or "skipped: <why>"), so they stay in the table."""
     rows = [
-        (dataset, method, "embedding", category, metric, "raw", np.nan, "", f"failed: {reason}")
-        for method, reason in failures.items()
+        (dataset, method, "embedding", category, metric, "raw", np.nan, "", status)
+        for method, status in statuses.items()
         for category, metrics in (("batch", EMBEDDING_METRICS.batch), ("bio", EMBEDDING_METRICS.bio))
         for metric in metrics
     ]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def score_to_csv(data_path: str | Path, integrated_path: str | Path, output_csv: str | Path, threads: int = 1) -> pd.DataFrame:
-    """Rule entry point: score one integrated file against its dataset and write the table."""
-    data = ad.read_h5ad(data_path)
-    integrated = ad.read_h5ad(integrated_path)
-    table = score_method(data, integrated, data.uns[DATASET_UNS]["name"], integrated.uns["method"]["name"], threads)
-    Path(output_csv).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(output_csv, index=False)
-    return table
-
-
-def collect(score_csvs: Iterable[str | Path], failures: Mapping[str, str], output_csv: str | Path, dataset: str) -> pd.DataFrame:
-    """Rule entry point: one dataset's per-method tables, failed methods' rows, then totals.
-
-    ``failures`` maps each method that failed or left no output to its reason (see
-    :func:`workflow_scripts.score_table.read_failures`); such a method gets NaN rows with ``status="failed: <reason>"`` rather
-    than vanishing from the table.
-    """
-    tables = [read_score_table(p) for p in score_csvs]
-    if not tables and not failures:
-        raise ValueError(f"nothing to collect for '{dataset}': no score tables and no failures")
-    scored = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COLUMNS)
-    others = sorted(set(scored["dataset"]) - {dataset})
-    if others:
-        raise ValueError(f"score tables of datasets {others} passed to the collection of '{dataset}'")
-    both = set(scored["method"]) & set(failures)
-    if both:
-        raise ValueError(f"methods {sorted(both)} have scores and a failure record; remove the stale one")
-    table = mark_controls(add_totals(pd.concat(tables + ([failure_rows(dataset, failures)] if failures else []), ignore_index=True)))
-    Path(output_csv).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(output_csv, index=False)
-    return table
-
-
 if __name__ == "__main__":
-    run_score_rule(snakemake, score_to_csv, collect, threads=snakemake.threads)  # noqa: F821 (injected by Snakemake)
+    smk = snakemake  # noqa: F821 (injected by Snakemake)
+    run_score_rule(smk, score_method, missing_rows, finish=add_totals, threads=smk.threads)

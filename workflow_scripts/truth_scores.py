@@ -21,8 +21,7 @@ Table columns as in :mod:`workflow_scripts.scib_scores`. A dataset without batch
 gets NaN rows saying so, never zeros; a method without corrected expression gets no rows.
 """
 
-from collections.abc import Iterable, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 
 import anndata as ad
 import numpy as np
@@ -31,9 +30,9 @@ import scipy.stats
 
 from genex_core.preprocessing import log_normalize
 from workflow_scripts.contract import DATASET_UNS, TRUTH_MEANS
-from workflow_scripts.integrate import CORRECTED, METHOD_UNS
-from workflow_scripts.methods import EXPRESSION_METHODS
-from workflow_scripts.score_table import COLUMNS, OK, mark_controls, read_score_table, run_score_rule
+from workflow_scripts.integrate import CORRECTED
+from workflow_scripts.registry import EXPRESSION_METHODS
+from workflow_scripts.score_table import COLUMNS, OK, run_score_rule
 
 REPRESENTATION = "corrected"
 NO_TRUTH = "not applicable: no batch-free truth"
@@ -111,37 +110,17 @@ def expression_scores(data: ad.AnnData, integrated: ad.AnnData, dataset: str, me
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def failure_rows(dataset: str, failures: Mapping[str, str]) -> pd.DataFrame:
-    """Explicit NaN rows for expression methods that failed, so they stay in the table (the
-    idea of :func:`workflow_scripts.scib_scores.failure_rows`, with this table's metrics)."""
+def missing_rows(dataset: str, statuses: Mapping[str, str]) -> pd.DataFrame:
+    """NaN rows for expression methods that did not run, each with its status ("failed:
+    <reason>" or "skipped: <why>"), so they stay in the table."""
     rows = [
-        (dataset, method, REPRESENTATION, category, name, "raw", np.nan, "", f"failed: {reason}")
-        for method, reason in failures.items()
+        (dataset, method, REPRESENTATION, category, name, "raw", np.nan, "", status)
+        for method, status in statuses.items()
         if method in EXPRESSION_METHODS
         for name, (category, _) in METRICS.items()
     ]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def score_to_csv(data_path: str | Path, integrated_path: str | Path, output_csv: str | Path) -> pd.DataFrame:
-    """Rule entry point: score one integrated file against its dataset's truth and write the table."""
-    data = ad.read_h5ad(data_path)
-    integrated = ad.read_h5ad(integrated_path)
-    table = expression_scores(data, integrated, data.uns[DATASET_UNS]["name"], integrated.uns[METHOD_UNS]["name"])
-    Path(output_csv).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(output_csv, index=False)
-    return table
-
-
-def collect(score_csvs: Iterable[str | Path], failures: Mapping[str, str], output_csv: str | Path, dataset: str) -> pd.DataFrame:
-    """Rule entry point: one dataset's per-method tables plus NaN rows for failed expression
-    methods (``failures``: {method: reason}, from the failure records)."""
-    tables = [read_score_table(p) for p in score_csvs]
-    table = mark_controls(pd.concat([*tables, failure_rows(dataset, failures)], ignore_index=True))
-    Path(output_csv).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(output_csv, index=False)
-    return table
-
-
 if __name__ == "__main__":
-    run_score_rule(snakemake, score_to_csv, collect)  # noqa: F821 (injected by Snakemake)
+    run_score_rule(snakemake, expression_scores, missing_rows)  # noqa: F821 (injected by Snakemake)

@@ -17,6 +17,7 @@ MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 HATCHES = ["", "//", "..", "xx", "\\\\", "oo", "--", "++"]
 CONTROL_COLOUR = "0.4"
 FAILED = "failed"
+LABELS = "[labels]"  # marks a method given the cell-type labels: compare it with label-using methods
 
 
 def style(i: int) -> dict:
@@ -39,7 +40,8 @@ def entries(table: pd.DataFrame, keys: Sequence[str] = ("method", "representatio
     of methods, else table order), with ``role``, ``failed`` (the reason, '' if ok; with the
     dataset when the table holds several) and a display ``label``."""
     keys = list(keys)
-    rows = table.drop_duplicates(keys)[keys + ["role"]].copy()
+    extra = ["uses_labels"] if "uses_labels" in table else []
+    rows = table.drop_duplicates(keys)[keys + ["role", *extra]].copy()
     several = table["dataset"].nunique() > 1
     reasons = {}
     for row in table[table["status"].str.startswith(FAILED)].drop_duplicates(keys + ["dataset"]).itertuples():
@@ -54,9 +56,12 @@ def entries(table: pd.DataFrame, keys: Sequence[str] = ("method", "representatio
 
 
 def label(row, keys: Sequence[str], shared: bool) -> str:
-    """'method', 'method (representation)' when representations differ, '(control)' for a
-    control and the reason for a failed method: on the label itself, so no figure can drop it."""
+    """'method', 'method (representation)' when representations differ, '[labels]' for a method
+    given the cell-type labels, '(control)' for a control and the reason for a failed method: on
+    the label itself, so no figure can drop it."""
     text = row.method if shared or row.failed else f"{row.method} ({getattr(row, keys[-1])})"
+    if getattr(row, "uses_labels", False) is True:
+        text += f" {LABELS}"
     if row.role == "control":
         text += " (control)"
     if row.failed:

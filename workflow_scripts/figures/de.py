@@ -68,10 +68,9 @@ def draw_pr_curves(genes: list[str], scores: str):
     table = read_table(scores)
     found = entries(table)
     tables = {}
-    for path in genes:
-        rows = pd.read_csv(path)
-        if not rows.empty:
-            tables[tuple(rows[["method", "workflow"]].iloc[0])] = rows
+    for path in genes:  # one table per dataset and workflow, all methods in it
+        for key, rows in pd.read_csv(path).groupby(["method", "workflow"], sort=False):
+            tables[key] = rows
     if not tables:
         fig, ax = plt.subplots(figsize=(5, 3))
         message_axes(ax, "no per-gene DE tables")

@@ -94,14 +94,12 @@ def group_f1(genes: list[str], group: str = PAPER_GROUP) -> pd.DataFrame:
         table = pd.read_csv(path, usecols=lambda c: c in columns + ["workflow"])
         if "workflow" in table and not table["workflow"].eq("wilcoxon").all():
             continue
-        chosen = table[(table["level"].astype(str) == group) & (table["reference"] == REST)]
-        if chosen.empty:
-            continue
-        dataset, method = chosen[["dataset", "method"]].iloc[0]
-        truth, called = chosen["is_true"].to_numpy(dtype=float), chosen["significant_paper"].to_numpy(dtype=float)
-        defined = not (np.isnan(truth).any() or np.isnan(called).any()) and 0 < truth.sum() < truth.size
-        value = f1_score(truth.astype(bool), called.astype(bool)) if defined else np.nan
-        rows.append((str(dataset), str(method), value))
+        selected = table[(table["level"].astype(str) == group) & (table["reference"] == REST)]
+        for (dataset, method), chosen in selected.groupby(["dataset", "method"], sort=False):
+            truth, called = chosen["is_true"].to_numpy(dtype=float), chosen["significant_paper"].to_numpy(dtype=float)
+            defined = not (np.isnan(truth).any() or np.isnan(called).any()) and 0 < truth.sum() < truth.size
+            value = f1_score(truth.astype(bool), called.astype(bool)) if defined else np.nan
+            rows.append((str(dataset), str(method), value))
     return pd.DataFrame(rows, columns=["dataset", "method", "value"])
 
 

@@ -2,8 +2,9 @@
 (plottable: a circle per metric, a bar per aggregate score, metrics grouped by category),
 one panel per dataset, from the raw scores of ``scib_summary.csv``.
 
-Methods are sorted by their overall score; the controls follow below them, unranked, in grey
-italics; a failed method keeps its row with the reason on its label.
+Methods given the cell-type labels come first, then the label-free ones, each group sorted by its
+overall score; the controls follow below them, unranked, in grey italics; a failed method keeps
+its row with the reason on its label.
 """
 
 import matplotlib as mpl
@@ -47,8 +48,10 @@ def wide_scores(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     wide = wide.reindex(pd.MultiIndex.from_frame(rows[["method", "representation"]]))
     wide.index = rows["label"].str.replace("\n", " — ").to_numpy()
     wide["role"] = rows["role"].to_numpy()
-    methods = wide[wide["role"] == "method"].sort_values("Overall", ascending=False, na_position="last")
-    wide = pd.concat([methods, wide[wide["role"] == "control"]])
+    with_labels = rows["uses_labels"].to_numpy(bool) if "uses_labels" in rows else np.zeros(len(rows), bool)
+    blocks = [wide[(wide["role"] == "method") & (with_labels == group)] for group in (True, False)]
+    blocks = [b.sort_values("Overall", ascending=False, na_position="last") for b in blocks]  # ranked within each group
+    wide = pd.concat([*blocks, wide[wide["role"] == "control"]])
     return wide, {**metrics, **{t: GROUPS["total"] for t in TOTALS.values()}}
 
 
