@@ -130,15 +130,16 @@ def covariate_free(model: "GENEX", x: torch.Tensor, codes: torch.Tensor, column:
     """``x`` translated to be free of covariate ``column``: to the neutral batch code for the
     batch (GENEX's corrected expression), else the mean of its translations to every level of
     the covariate (no neutral code exists for it)."""
-    G = model.module.generator
+    module = model.module
+    groups = module.groups(x, codes)
     if column == 0:
-        return G(x, codes, model.module.neutral_codes(codes))
+        return module.neutral(x, codes, groups)
     out = torch.zeros_like(x)
     n_levels = model.registry.n_levels[column]
     for level in range(n_levels):
         target = codes.clone()
         target[:, column] = level
-        out += G(x, codes, target)
+        out += module.translate(x, codes, target, groups)
     return out / n_levels
 
 

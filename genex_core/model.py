@@ -16,28 +16,36 @@ from typing import Literal
 import anndata as ad
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
 from genex_core import _constants as C
+from genex_core import groups as G
 from genex_core._atomic import check_not_newer, replace_atomically
 from genex_core.data import BalancedSampler, Registry, as_keys, encode, minibatch, register, sequential_chunks
 from genex_core.module import DiscriminatorLoss, GenexModule, GeneratorLoss
+from genex_core.preprocessing import log_normalize
 
 logger = logging.getLogger(__name__)
 
-# Training defaults, chosen by measurement on 2,000 cells x 1,000 genes on CPU threads (see
-# the class docstring).
+# Training defaults, chosen by measurement on the default benchmark's 1,200-cell x 1,000-gene
+# scenarios on one CPU thread (benchmarks/genex_ablation.py, docs/genex_ablation.md).
 DEFAULT_HIDDEN = (256, 128)
-CELL_PASSES = 200_000  # default epochs: this many cells drawn in all, i.e. ~300 generator steps
-EPOCH_RANGE = (20, 100)
+CELL_PASSES = 120_000  # default epochs: this many cells drawn in all
+EPOCH_RANGE = (10, 100)
 DEFAULT_BATCH_SIZE = 128
 DEFAULT_LR = 1e-3
 ADAM_BETAS = (0.5, 0.9)
 CRITIC_LR_FACTOR = 3.0  # the critic learns 3x faster than G (two time-scale update rule)
-OFFSET_LR_FACTOR = 10.0  # group offsets are plain per-gene shifts: they can take larger steps
+LAMBDA_IDENTITY = 1.0
 INFERENCE_BATCH = 1024
+RECIPES = ("default", "published")
 
+# The published recipe (GENEX_METHOD.md): architecture, objective and training.
+PUBLISHED_MODULE = dict(hidden=[1024, 512], latent=32, embedding_dim=16, dropout=0.16, objective="stargan", keep_zeros=False)
+PUBLISHED_TRAIN = dict(max_epochs=600, batch_size=2048, n_critic=3, gp_every=1, lr=1.0)
+PUBLISHED_ADAM_LR = 1e-4  # when the DoG package (dog-optimizer) is not installed
 
 DEVICES = "'auto' (CUDA if available), 'cpu', 'cuda' or 'cuda:N' (the N-th GPU)"
 
@@ -61,19 +69,30 @@ def _resolve_device(device: str | torch.device) -> torch.device:
 
 def default_epochs(n_cells: int) -> int:
     """``CELL_PASSES / n_cells`` clipped to ``EPOCH_RANGE``: about as many generator steps
-    whatever the data size (100 epochs for 2,000 cells, 20 from 10,000 cells on), like
-    scvi-tools' cell-count heuristic."""
+    whatever the data size (100 epochs for 1,200 cells, 10 from 12,000 cells on)."""
     return int(min(max(round(CELL_PASSES / n_cells), EPOCH_RANGE[0]), EPOCH_RANGE[1]))
 
 
-class GENEX:
-    """GENEX batch correction: a conditional translation GAN over log1p(CP10k) expression.
+def _dog_optimizers():
+    """DoG and its polynomial-decay averager from the ``dog-optimizer`` package, or None."""
+    try:
+        from dog import DoG, PolynomialDecayAverager
+    except ImportError:
+        return None
+    return DoG, PolynomialDecayAverager
 
-    Each cell is translated by a generator to target codes (batch, cell type, covariates)
-    while a critic scores realness and classifies the codes; corrected expression is every
-    cell translated to the *neutral* batch code, keeping its own label and covariate codes.
-    The neutral code is trained (see :mod:`genex_core.module`), unlike the published zero
-    embedding.
+
+class GENEX:
+    """GENEX batch correction: a translation of every cell to a *neutral* batch, in
+    log1p(CP10k) expression.
+
+    The correction is ``ReLU(x - O[b, g] * [x > 0] + Delta(x, b, g))``: closed-form
+    per-(batch, group) offsets of expressed values, set exactly once per epoch, plus a network
+    residual trained against a batch critic that sees the neutral translation and its group
+    and tries to tell its source batch (see :mod:`genex_core.module` and ``docs/method.md``).
+    Groups are the cell-type labels, or soft clusters shared across batches in label-free mode
+    (:mod:`genex_core.groups`). ``train(recipe="published")`` runs the published StarGAN
+    recipe instead.
 
     Parameters
     ----------
@@ -83,37 +102,25 @@ class GENEX:
     batch_key
         ``obs`` column with the technical batch (at least 2 levels).
     label_key
-        ``obs`` column with cell types: label-conditioned mode, the published full model.
-        ``None``: label-free mode (published "GENEX (Batch)"), where the codes enter the
-        decoder so the embedding depends on expression alone.
+        ``obs`` column with cell types: label-conditioned mode. ``None``: label-free mode.
     covariate_keys
-        Further categorical ``obs`` columns to condition on (and to explain later); one
-        column may be given as a string.
+        Further categorical ``obs`` columns (one may be given as a string). By default they are
+        explained, not corrected: the correction cannot depend on them, and the discriminator
+        learns a head for each (for :meth:`explain`).
+    correct_covariates
+        Remove the covariates too: their codes are fed to the generator and the critic must
+        not tell them apart within a group. Refused for a covariate confounded with the batch
+        (one level per batch), which cannot be told apart from it.
     layer
         Layer holding the counts; ``None`` for ``X``.
-    hidden
-        Encoder widths, mirrored by the decoder, also the critic's. Published: (1024, 512).
-        The first and last layers (genes x width) dominate the cost. On 2,000 cells x 1,000
-        genes the default (256, 128) mixes batches to the batch-free floor in ~40 CPU-thread
-        seconds, where (1024, 512) has not begun to mix; (128, 64) costs ~2/3 as much per
-        epoch and mixes slightly less in the same number of epochs (a choice for large data).
-    latent, embedding_dim, dropout
-        Embedding width (published 32), covariate embedding width (16), dropout (0.16).
-
-    Notes
-    -----
-    Training departs from the published recipe where measurement said so (2,000 cells x
-    1,000 genes, CPU): Adam (betas 0.5, 0.9) instead of DoG with polynomial weight
-    averaging (no extra dependency; an exponential average of G lagged the translations
-    badly at a few hundred G steps, so the last weights are used); exactly ``n_critic``
-    critic steps per generator step, counted over the whole run (the published counter
-    restarted every epoch); the gradient penalty every ``gp_every`` = 4 critic steps with its
-    weight scaled to match (same quality, ~30% less time than every step). The neutral code
-    is trained and calibrated by a moment term (:mod:`genex_core.module`).
-
-    In label-free mode the moment term can only compare whole batches, so cell-type
-    composition that differs between batches, and batch effects that differ between cell
-    types, are partly left in or partly removed as batch: prefer labels when they exist.
+    hidden, latent, embedding_dim, dropout
+        Encoder widths (mirrored by the decoder, also the critic's trunk), latent width,
+        embedding width, dropout. Published: (1024, 512), 32, 16, 0.16.
+    n_groups
+        Label-free mode: number of soft groups (``None``: :func:`genex_core.groups.default_n_groups`).
+    keep_zeros
+        A zero stays zero (offsets, covariate shifts and the residual move expressed values
+        only); False shifts zeros too, then ReLU (invents DE: see ``docs/method.md``).
     """
 
     def __init__(
@@ -127,16 +134,28 @@ class GENEX:
         latent: int = 32,
         embedding_dim: int = 16,
         dropout: float = 0.16,
+        correct_covariates: bool = False,
+        n_groups: int | None = None,
+        keep_zeros: bool = True,
     ):
         registry = register(adata, batch_key, label_key, as_keys(covariate_keys), layer)
+        if correct_covariates:
+            _check_not_confounded(adata, batch_key, registry.covariate_keys)
+        label_free = label_key is None
         module_args = {
             "n_genes": adata.n_vars,
             "n_levels": registry.n_levels,
+            "n_groups": int(n_groups or G.default_n_groups(adata.n_obs)) if label_free else None,
+            "label_conditioned": not label_free,
             "hidden": [int(h) for h in hidden],
             "latent": int(latent),
             "embedding_dim": int(embedding_dim),
             "dropout": float(dropout),
-            "label_conditioned": label_key is not None,
+            "objective": "neutral",
+            "correct_covariates": bool(correct_covariates),
+            "keep_zeros": bool(keep_zeros),
+            "n_pcs": min(G.N_PCS, adata.n_obs - 1, adata.n_vars) if label_free else 0,
+            "n_reference": adata.n_obs if label_free else 0,
         }
         self._setup(adata, registry, module_args)
 
@@ -145,14 +164,33 @@ class GENEX:
         self.adata = adata
         self.registry = registry
         self._counts, self._codes = encode(adata, registry)
-        self.module_args = module_args
-        with torch.random.fork_rng(devices=[]):  # weights are drawn again, seeded, by train()
-            self.module = GenexModule(**module_args)
+        self._base_args = dict(module_args)
+        self._build(module_args)
         self.device = torch.device("cpu")
         self.history: dict[str, list] = {}
         self.train_args: dict | None = None
         self.is_trained = False
+        self.full_passes = 0.0  # reads of all training cells in the last train() (see _fit)
         self._started_ns = time.time_ns()  # made (or loaded); train() sets it again: see save()
+
+    def _build(self, module_args: dict) -> None:
+        self.module_args = module_args
+        with torch.random.fork_rng(devices=[]):  # weights are drawn again, seeded, by train()
+            self.module = GenexModule(**module_args)
+
+    def configure(self, recipe: str = "default") -> None:
+        """Rebuild the (untrained) networks for ``recipe``: ``"default"`` keeps the
+        architecture given at construction; ``"published"`` uses the published widths and
+        objective (:data:`PUBLISHED_MODULE`). :meth:`train` calls it."""
+        if recipe not in RECIPES:
+            raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}.")
+        args = dict(self._base_args)
+        if recipe == "published":
+            if not args["label_conditioned"]:
+                raise ValueError("recipe='published' is the published label-conditioned model; give label_key.")
+            args.update(PUBLISHED_MODULE)
+        if args != self.module_args:
+            self._build(args)
 
     @property
     def mode(self) -> str:
@@ -178,12 +216,14 @@ class GENEX:
     def train(
         self,
         max_epochs: int | None = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        lr: float = DEFAULT_LR,
-        n_critic: int = 5,
+        batch_size: int | None = None,
+        lr: float | None = None,
+        n_critic: int | None = None,
+        adversarial: bool = True,
+        network: bool = True,
+        lambda_identity: float = LAMBDA_IDENTITY,
         gp_every: int = 4,
-        neutral_prob: float = 0.5,
-        deviation_every: int = 2,
+        recipe: Literal["default", "published"] = "default",
         device: Literal["auto", "cpu", "cuda"] | str = "auto",
         seed: int = 0,
         progress: bool = True,
@@ -193,135 +233,261 @@ class GENEX:
         Parameters
         ----------
         max_epochs
-            Epochs; each draws as many cells as the data holds, batch-balanced. ``None``:
-            :func:`default_epochs` (100 for 2,000 cells).
+            Epochs; each draws as many cells as the data holds, batch-balanced, and ends with
+            one exact pass over all cells that updates the offsets (a run reads the data at
+            most ``max_epochs + 1`` times). ``None``: :func:`default_epochs` (published: 600).
         batch_size
-            Cells per minibatch (at least 2, for BatchNorm).
+            Cells per minibatch (at least 2, for BatchNorm). Default 128 (published: 2048).
         lr
-            Adam learning rate of the generator's networks; the critic uses 3x (two
-            time-scale rule) and the group offsets 10x.
+            Adam learning rate of the generator; the critic uses 3x (two time-scale rule).
+            Default 1e-3 (published: DoG's 1.0).
         n_critic
-            Critic steps per generator step.
+            Critic steps per generator step. Default 1 (published: 3, as it effectively ran).
+        adversarial
+            Train the network residual against the batch critic; False: the residual only
+            sees the identity term (ablation: "adversarial off").
+        network
+            Train the networks at all; False: offsets only (ablation).
+        lambda_identity
+            Weight of the L1 term on the network residual.
         gp_every
-            Compute the gradient penalty every this many critic steps (lazy regularisation),
-            weighted by the same factor.
-        neutral_prob
-            Share of translation targets that are the neutral code (with the cell's own other
-            codes); the rest are drawn uniformly.
-        deviation_every
-            Generator steps between exact measurements, over all cells, of the neutral
-            translations' group means that the moment term corrects (and at the end of every
-            epoch). Measured once per epoch, the term kept pushing along a stale direction on
-            large data: on the GENEX paper's design (8,000 cells, ~12 generator steps per
-            epoch) the batches stayed unmixed after 25 and 50 epochs (every cell's 15 nearest
-            neighbours in PCA(50) of the corrected values were of its own batch; mean
-            |deviation| about 0.3); measured every 2 steps, 33% were (28% if fully mixed;
-            deviation 0.007), at twice the training time. On 1,200 cells an epoch has about
-            2 generator steps, so 2 measures about once per epoch, as before.
+            Published recipe: the gradient penalty every this many critic steps, weighted
+            by the same factor (published: 1).
+        recipe
+            ``"default"`` or ``"published"``: the published architecture, StarGAN objective,
+            zero neutral code, batch 2048, 600 epochs, n_critic 3, gradient penalty every step,
+            and DoG with polynomial weight averaging (gamma 8) when the ``dog-optimizer``
+            package is installed (otherwise Adam, lr 1e-4, and a warning). Arguments given
+            explicitly override the preset's.
         device
             ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         seed
-            Seeds weights, sampling, targets and dropout, locally (global RNG state is
+            Seeds weights, sampling, groups and dropout, locally (global RNG state is
             restored). On the CPU two runs with the same seed and thread count are identical.
         progress
             Show one progress bar over epochs with the losses.
         """
+        self.configure(recipe)
+        published = recipe == "published"
+        preset = PUBLISHED_TRAIN if published else dict(batch_size=DEFAULT_BATCH_SIZE, lr=DEFAULT_LR, n_critic=1, gp_every=gp_every)
+        batch_size = preset["batch_size"] if batch_size is None else batch_size
+        lr = preset["lr"] if lr is None else lr
+        n_critic = preset["n_critic"] if n_critic is None else n_critic
+        gp_every = preset["gp_every"] if published else gp_every
+        if max_epochs is None:
+            max_epochs = PUBLISHED_TRAIN["max_epochs"] if published else default_epochs(self._codes.shape[0])
         if batch_size < 2:
             raise ValueError(f"batch_size must be at least 2 (BatchNorm needs 2 cells), got {batch_size}.")
-        if max_epochs is None:
-            max_epochs = default_epochs(self._codes.shape[0])
-        if max_epochs < 1 or n_critic < 1 or gp_every < 1 or deviation_every < 1:
-            raise ValueError("max_epochs, n_critic, gp_every and deviation_every must be positive.")
-        if not 0.0 < neutral_prob < 1.0:
-            raise ValueError(f"neutral_prob must be in (0, 1), got {neutral_prob}.")
+        if max_epochs < 1 or n_critic < 1 or gp_every < 1:
+            raise ValueError("max_epochs, n_critic and gp_every must be positive.")
         device = _resolve_device(device)
+        optimizer = "adam"
+        if published:
+            optimizer = "dog" if _dog_optimizers() else "adam"
+            if optimizer == "adam":
+                logger.warning("GENEX: the published recipe's DoG optimizer (package dog-optimizer) is not installed; using Adam, lr %g.", PUBLISHED_ADAM_LR)
+                lr = PUBLISHED_ADAM_LR if lr == PUBLISHED_TRAIN["lr"] else lr
         self.train_args = {
-            "max_epochs": max_epochs, "batch_size": batch_size, "lr": lr, "betas": list(ADAM_BETAS),
-            "n_critic": n_critic, "gp_every": gp_every, "neutral_prob": neutral_prob,
-            "deviation_every": deviation_every, "device": str(device),
+            "recipe": recipe, "max_epochs": max_epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
+            "betas": list(ADAM_BETAS), "n_critic": n_critic, "adversarial": bool(adversarial), "network": bool(network),
+            "lambda_identity": float(lambda_identity), "gp_every": gp_every, "device": str(device),
             "seed": seed, "torch_threads": torch.get_num_threads(),
-        }
+        }  # fmt: skip
         self.is_trained = False
         self._started_ns = time.time_ns()
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
             self.module.reset_parameters()
+            self.module.lambda_identity = float(lambda_identity)
             self.module.to(device).train()
             self.device = device
-            self.history = self._fit(device, torch.Generator().manual_seed(seed), progress)
+            generator = torch.Generator().manual_seed(seed)
+            fit = self._fit_stargan if published else self._fit
+            self.history = fit(device, generator, progress)
         self.module.eval()
         self.is_trained = True
 
+    # Training -------------------------------------------------------------------------------
+
     def _fit(self, device: torch.device, generator: torch.Generator, progress: bool) -> dict[str, list]:
-        """The training loop; returns the per-epoch history."""
+        """The default training loop; returns the per-epoch history."""
         args, module = self.train_args, self.module
-        G, D = module.generator, module.discriminator
-        offsets = [G.offsets.weight]
-        networks = [p for p in G.parameters() if p is not G.offsets.weight]
-        opt_g = torch.optim.Adam(
-            [{"params": networks}, {"params": offsets, "lr": OFFSET_LR_FACTOR * args["lr"]}], lr=args["lr"], betas=ADAM_BETAS
-        )
+        self.full_passes = 0.0
+        self._init_groups_and_offsets()
+        Gn, D = module.generator, module.discriminator
+        opt_g = torch.optim.Adam(Gn.parameters(), lr=args["lr"], betas=ADAM_BETAS)
         opt_d = torch.optim.Adam(D.parameters(), lr=CRITIC_LR_FACTOR * args["lr"], betas=ADAM_BETAS)
         sampler = BalancedSampler(self._codes[:, 0], args["batch_size"], generator)
         losses = (("d", DiscriminatorLoss), ("g", GeneratorLoss))
         history: dict[str, list] = {f"{prefix}_{f.name}": [] for prefix, cls in losses for f in fields(cls)}
-        history["neutral_deviation"], history["elapsed_s"] = [], []
-        module.set_anchor(*self._group_sums(lambda x, c: x))
-        deviation = self._measure_deviation()
-        step, since, start = 0, 0, time.perf_counter()  # since: generator steps since the last measurement
+        history["offset_update"], history["elapsed_s"] = [], []
+        adversarial = args["adversarial"]
+        step, start = 0, time.perf_counter()
         bar = tqdm(range(args["max_epochs"]), desc="GENEX", unit="epoch", disable=not progress)
         for _ in bar:
             module.train()
             sums = {key: torch.zeros((), device=device) for key in history if key[:2] in ("d_", "g_")}
             n_d = n_g = 0
-            for idx in sampler:
+            for idx in sampler if args["network"] else ():
                 x, codes = minibatch(self._counts, self._codes, idx, device)
-                targets = module.sample_targets(codes, generator, args["neutral_prob"])
-                gp_scale = args["gp_every"] if step % args["gp_every"] == 0 else 0
-                d_loss = module.discriminator_loss(x, codes, targets, gp_scale)
+                groups = self._train_groups(idx, codes)
+                d_loss = module.neutral_discriminator_loss(x, codes, groups, adversarial)
                 opt_d.zero_grad(set_to_none=True)
                 d_loss.total.backward()
                 opt_d.step()
                 _accumulate(sums, "d_", d_loss)
                 step, n_d = step + 1, n_d + 1
                 if step % args["n_critic"] == 0:
+                    cov_targets = module.sample_covariate_targets(codes, generator)
                     D.requires_grad_(False)  # G's step needs gradients through D, not of D
-                    g_loss = module.generator_loss(x, codes, targets)
+                    g_loss = module.neutral_generator_loss(x, codes, groups, cov_targets, adversarial)
                     opt_g.zero_grad(set_to_none=True)
                     g_loss.total.backward()
                     opt_g.step()
                     D.requires_grad_(True)
                     _accumulate(sums, "g_", g_loss)
-                    n_g, since = n_g + 1, since + 1
-                    if since == args["deviation_every"]:
-                        deviation, since = self._measure_deviation(), 0
-            for key, total in sums.items():  # an epoch without a generator step records None
+                    n_g += 1
+            for key, total in sums.items():  # an epoch without a step records None
                 n = n_d if key.startswith("d_") else n_g
                 history[key].append(total.item() / n if n else None)
-            if since:
-                deviation, since = self._measure_deviation(), 0
-            history["neutral_deviation"].append(deviation)
+            history["offset_update"].append(self._update_offsets())
             history["elapsed_s"].append(time.perf_counter() - start)
             bar.set_postfix({k: f"{v[-1]:.3g}" for k, v in history.items() if k in _SHOWN and v[-1] is not None})
         return history
 
-    def _measure_deviation(self) -> float:
-        """Set the moment term's deviations from one exact pass over all cells (see
-        :meth:`GenexModule.set_deviation`) and return their mean |value|; training mode after."""
-        deviation = self.module.set_deviation(*self._group_sums(self._neutral))
-        self.module.train()
+    def _train_groups(self, idx: np.ndarray | None, codes: torch.Tensor) -> torch.Tensor:
+        """Soft groups of training cells ``idx`` (label-free: the stored ones)."""
+        if self.module.label_conditioned or idx is None:
+            return self.module.groups(None, codes)
+        return self.module.reference_groups[torch.from_numpy(idx).to(self.module.reference_groups.device)]
+
+    def _training_chunks(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Normalised expression, codes and groups of all training cells, chunk by chunk: one
+        full-data pass (counted in ``full_passes``)."""
+        for idx in sequential_chunks(self._codes.shape[0], INFERENCE_BATCH):
+            x, codes = minibatch(self._counts, self._codes, idx, self.device)
+            yield x, codes, self._train_groups(idx, codes)
+        self.full_passes += 1
+
+    def _update_offsets(self) -> float:
+        """One exact pass over the neutral translations and one offset update; returns the
+        remaining mean |deviation| it corrected. Training mode after."""
+        module = self.module
+        module.eval()
+        acc = None
+        with torch.inference_mode():
+            for x, codes, groups in self._training_chunks():
+                y = module.generator(x, codes, module.neutral_codes(codes), groups, unmasked=True)
+                moments = module.expressed_moments(y, x, codes, groups)
+                acc = moments if acc is None else tuple(a + m for a, m in zip(acc, moments))
+            deviation = module.update_offsets(*acc)
+        module.train()
         return deviation
 
-    def _group_sums(self, fn: Callable) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-(batch, group) sums and counts of ``fn(x, codes)`` over all registered cells,
-        in eval mode: one exact pass, chunk by chunk."""
-        self.module.eval()
-        sums = counts = 0
-        with torch.inference_mode():
-            for x, codes in self._chunks(self._counts, self._codes, INFERENCE_BATCH):
-                s, c = self.module.group_means(fn(x, codes), codes)
-                sums, counts = sums + s, counts + c
-        return sums, counts
+    def _init_groups_and_offsets(self) -> None:
+        """Before the first epoch, one full-data pass: with labels, the offsets of the data
+        (the identity translation); without, the PCA coordinates of every cell, the soft
+        groups shared across batches (:mod:`genex_core.groups`) and offsets from the
+        per-(batch, group) means in PCA space (refined in gene space after every epoch)."""
+        module = self.module
+        codes_all = torch.from_numpy(self._codes).to(self.device)
+        if module.label_conditioned:
+            module.set_prior(codes_all, module.groups(None, codes_all))
+            acc = None
+            with torch.inference_mode():
+                for x, codes, groups in self._training_chunks():
+                    moments = module.expressed_moments(x, x, codes, groups)
+                    acc = moments if acc is None else tuple(a + m for a, m in zip(acc, moments))
+                module.update_offsets(*acc)
+            return
+        seed = self.train_args["seed"]
+        n, n_pcs = self._codes.shape[0], self.module_args["n_pcs"]
+        rng = np.random.default_rng(seed)
+        sub = np.sort(rng.choice(n, G.PCA_CELLS, replace=False)) if n > G.PCA_CELLS else np.arange(n)
+        x_sub = _dense_lognorm(self._counts, sub)
+        mean, components = G.fit_pca(x_sub, n_pcs, seed)
+        if n > G.PCA_CELLS:
+            coords = np.concatenate([(x.cpu().numpy() - mean) @ components for x, _, _ in _plain_chunks(self)])
+        else:
+            coords = (x_sub - mean) @ components
+        self.full_passes += len(sub) / n
+        batches = self._codes[:, 0]
+        groups = G.fit_groups(coords, batches, module.n_groups, seed)
+        with torch.no_grad():
+            for name, value in (("pca_mean", mean), ("pca_components", components), ("reference_coords", coords), ("reference_groups", groups)):
+                getattr(module, name).copy_(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)))
+            module.reference_batches.copy_(torch.from_numpy(batches))
+            groups_t = module.reference_groups
+            module.set_prior(codes_all, groups_t)
+            # offsets from PCA-space means, mapped back to genes (low rank; refined per epoch)
+            z = torch.from_numpy(coords.astype(np.float32)).to(self.device)
+            ones = torch.ones_like(z)
+            w = torch.zeros(n, module.n_levels[0], module.n_groups, device=self.device)
+            w[torch.arange(n), codes_all[:, 0]] = groups_t
+            w = w.flatten(1)
+            shape = (module.n_levels[0], module.n_groups, -1)
+            moments = ((w.T @ ones).view(shape), (w.T @ z).view(shape), (w.T @ (z * z)).view(shape), w.sum(0).view(shape[:2]))
+            saved = module.generator.offsets.clone()
+            module.generator.offsets = torch.zeros(*shape[:2], z.shape[1], device=self.device)
+            module.update_offsets(*moments)
+            low_rank = module.generator.offsets @ module.pca_components.T
+            module.generator.offsets = saved.copy_(low_rank)
+
+    def _fit_stargan(self, device: torch.device, generator: torch.Generator, progress: bool) -> dict[str, list]:
+        """The published training loop (StarGAN objective, random targets, zero neutral code)."""
+        args, module = self.train_args, self.module
+        self.full_passes = 0.0
+        Gn, D = module.generator, module.discriminator
+        dog = _dog_optimizers() if args["optimizer"] == "dog" else None
+        if dog:
+            DoG, Averager = dog
+            opt_g = DoG(Gn.parameters(), lr=args["lr"], reps_rel=1e-4, eps=1e-16)
+            opt_d = DoG(D.parameters(), lr=args["lr"], reps_rel=1e-4, eps=1e-16)
+            averager = Averager(Gn, gamma=8)
+        else:
+            opt_g = torch.optim.Adam(Gn.parameters(), lr=args["lr"], betas=ADAM_BETAS)
+            opt_d = torch.optim.Adam(D.parameters(), lr=args["lr"], betas=ADAM_BETAS)
+            averager = None
+        sampler = BalancedSampler(self._codes[:, 0], args["batch_size"], generator)
+        losses = (("d", DiscriminatorLoss), ("g", GeneratorLoss))
+        history: dict[str, list] = {f"{prefix}_{f.name}": [] for prefix, cls in losses for f in fields(cls)}
+        history["elapsed_s"] = []
+        step, start = 0, time.perf_counter()
+        for _ in tqdm(range(args["max_epochs"]), desc="GENEX (published)", unit="epoch", disable=not progress):
+            module.train()
+            sums = {key: torch.zeros((), device=device) for key in history if key[:2] in ("d_", "g_")}
+            n_d = n_g = 0
+            for idx in sampler:
+                x, codes = minibatch(self._counts, self._codes, idx, device)
+                groups = self._train_groups(idx, codes)
+                targets = module.sample_targets(codes, generator)
+                gp_scale = args["gp_every"] if step % args["gp_every"] == 0 else 0
+                d_loss = module.stargan_discriminator_loss(x, codes, targets, groups, gp_scale)
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.total.backward()
+                opt_d.step()
+                _accumulate(sums, "d_", d_loss)
+                step, n_d = step + 1, n_d + 1
+                if step % args["n_critic"] == 0:
+                    D.requires_grad_(False)
+                    g_loss = module.stargan_generator_loss(x, codes, targets, groups)
+                    opt_g.zero_grad(set_to_none=True)
+                    g_loss.total.backward()
+                    opt_g.step()
+                    if averager is not None:
+                        averager.step()
+                    D.requires_grad_(True)
+                    _accumulate(sums, "g_", g_loss)
+                    n_g += 1
+            for key, total in sums.items():
+                n = n_d if key.startswith("d_") else n_g
+                history[key].append(total.item() / n if n else None)
+            history["elapsed_s"].append(time.perf_counter() - start)
+        if averager is not None:  # the averaged G is used at inference, as published
+            Gn.load_state_dict(averager.averaged_model.state_dict())
+        return history
+
+    # Inference ------------------------------------------------------------------------------
 
     def _chunks(self, counts, codes: np.ndarray, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Normalised expression and codes of consecutive chunks of cells, on the device."""
@@ -330,7 +496,7 @@ class GENEX:
 
     def _neutral(self, x: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """Cells translated to the neutral batch code, keeping their other codes."""
-        return self.module.generator(x, codes, self.module.neutral_codes(codes))
+        return self.module.neutral(x, codes)
 
     def _check_trained(self) -> None:
         if not self.is_trained:
@@ -352,8 +518,9 @@ class GENEX:
     def get_corrected_expression(self, adata: ad.AnnData | None = None, batch_size: int = INFERENCE_BATCH) -> np.ndarray:
         """Batch-corrected log1p(CP10k) expression, cells x genes (dense float32).
 
-        Every cell translated to the neutral batch code; in label-conditioned mode with its own
-        label (and covariate) codes. Write it to ``adata.layers``.
+        Every cell translated to the neutral batch code with its own group (label, or soft
+        groups of its nearest training cell of the same batch in label-free mode); explained
+        covariates are left as they are. Write it to ``adata.layers``.
 
         Parameters
         ----------
@@ -366,15 +533,14 @@ class GENEX:
 
     def get_latent_representation(self, adata: ad.AnnData | None = None, batch_size: int = INFERENCE_BATCH) -> np.ndarray:
         """The encoder's latent of each corrected cell, cells x ``latent``, with the neutral
-        batch code (and own label and covariate codes in label-conditioned mode). Write it to
-        ``adata.obsm``.
+        batch code and its own groups. Write it to ``adata.obsm``."""
+        module = self.module
 
-        The latent of the *uncorrected* cell keeps its batch (nothing in training asks the
-        encoder to drop it; 15-NN batch accuracy 0.99 on the default benchmark data), while
-        the corrected cell has lost it, so the embedding encodes the corrected cell.
-        """
-        encode, codes_of = self.module.generator.encode, self.module.neutral_codes
-        return self._infer(adata, batch_size, self.module_args["latent"], lambda x, c: encode(self._neutral(x, c), codes_of(c)))
+        def latent(x, c):
+            groups = module.groups(x, c)
+            return module.generator.encode(module.neutral(x, c, groups), module.neutral_codes(c), groups)
+
+        return self._infer(adata, batch_size, self.module_args["latent"], latent)
 
     def explain(
         self,
@@ -533,10 +699,35 @@ class GENEX:
         return self.summary()
 
 
-_SHOWN = ("d_critic", "d_classification", "g_adversarial", "g_classification", "g_reconstruction", "neutral_deviation")
+_SHOWN = ("d_critic", "d_classification", "g_adversarial", "g_classification", "g_reconstruction", "offset_update")
 
 
 def _accumulate(sums: dict[str, torch.Tensor], prefix: str, loss) -> None:
     """Add a loss dataclass's named terms into ``sums`` without a device sync."""
     for name, value in vars(loss).items():
         sums[prefix + name] += value.detach()
+
+
+def _dense_lognorm(counts, idx: np.ndarray) -> np.ndarray:
+    rows = counts[idx]
+    return np.asarray(log_normalize(rows.toarray() if sp.issparse(rows) else rows), dtype=np.float32)
+
+
+def _plain_chunks(model: "GENEX") -> Iterator[tuple[torch.Tensor, torch.Tensor, None]]:
+    """All training cells chunk by chunk without groups (counted as one full-data pass)."""
+    for idx in sequential_chunks(model._codes.shape[0], INFERENCE_BATCH):
+        x, codes = minibatch(model._counts, model._codes, idx, model.device)
+        yield x, codes, None
+    model.full_passes += 1
+
+
+def _check_not_confounded(adata: ad.AnnData, batch_key: str, keys: Sequence[str]) -> None:
+    """A covariate to correct must vary within some batch, or it is the batch under another name."""
+    for key in keys:
+        levels_per_batch = adata.obs.groupby(adata.obs[batch_key].astype(str), observed=True)[key].nunique()
+        if (levels_per_batch <= 1).all():
+            raise ValueError(
+                f"correct_covariates: adata.obs['{key}'] is confounded with the batch ({batch_key}): every batch holds one "
+                f"level, so removing it cannot be told apart from removing the batch. Drop '{key}' from covariate_keys "
+                "or keep it explained (correct_covariates=False)."
+            )

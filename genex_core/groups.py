@@ -1,0 +1,95 @@
+"""Soft groups shared across batches, for label-free GENEX (numpy and scikit-learn, no torch).
+
+Label-conditioned GENEX compares batches within each cell type. Without labels it needs groups
+that play the same part: sets of cells that are the same biology in every batch. Clustering
+the raw data cannot give them (batch dominates: clusters are batch-pure), and per-batch
+centring fails under differing composition. Here:
+
+1. PCA of log1p(CP10k) (fitted on at most ``PCA_CELLS`` cells);
+2. mutual nearest neighbours between each batch and the batches merged so far (largest batch
+   first), and each cell moved by a Gaussian-kernel average of the MNN pair vectors near it
+   (Haghverdi et al. 2018): cells of one type in two batches land together, whatever the
+   composition, and a batch effect that differs by cell type is followed locally;
+3. k-means on the merged coordinates and soft memberships (a softmax of minus the squared
+   distance to each centroid over the mean within-cluster squared distance).
+
+A group is used for comparisons only where two batches hold at least
+``module.MIN_SHARED_MASS`` of its cells; a group found in one batch takes that batch's
+offset (as a batch-exclusive cell type does with labels).
+"""
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.neighbors import NearestNeighbors
+
+PCA_CELLS = 4096
+N_PCS = 30
+MNN_K = 20
+
+
+def default_n_groups(n_cells: int) -> int:
+    """Groups for label-free mode: one per ~100 cells, between 4 and 16 (measured on the
+    default benchmark's 1,200-cell scenarios: fewer merge cell types whose batch effects
+    differ, more split types across batches under differing composition)."""
+    return int(min(max(round(n_cells / 100), 4), 16))
+
+
+def fit_pca(x: np.ndarray, n_pcs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (genes) and components (genes x n_pcs) of a PCA of ``x``."""
+    n_pcs = min(n_pcs, x.shape[0] - 1, x.shape[1])
+    pca = PCA(n_pcs, random_state=seed, svd_solver="randomized").fit(x)
+    return pca.mean_.astype(np.float32), pca.components_.T.astype(np.float32)
+
+
+def mnn_merge(z: np.ndarray, batches: np.ndarray, k: int = MNN_K) -> np.ndarray:
+    """``z`` with every batch moved onto the batches merged before it (largest batch first)
+    by kernel-smoothed mutual-nearest-neighbour vectors. Batches without MNN pairs are
+    moved by the difference of means."""
+    order = np.argsort(-np.bincount(batches), kind="stable")
+    order = [b for b in order if (batches == b).any()]
+    out = z.astype(np.float64).copy()
+    merged = batches == order[0]
+    for b in order[1:]:
+        cells = np.flatnonzero(batches == b)
+        ref = np.flatnonzero(merged)
+        kk = min(k, len(cells) - 1, len(ref) - 1)
+        if kk < 1:
+            out[cells] += out[ref].mean(0) - out[cells].mean(0)
+            merged |= batches == b
+            continue
+        to_ref = NearestNeighbors(n_neighbors=kk).fit(out[ref]).kneighbors(out[cells], return_distance=False)
+        to_new = NearestNeighbors(n_neighbors=kk).fit(out[cells]).kneighbors(out[ref], return_distance=False)
+        back = {(int(j), int(i)) for j in range(len(ref)) for i in to_new[j]}
+        pairs = np.array([(i, j) for i in range(len(cells)) for j in to_ref[i] if (int(j), i) in back], dtype=int).reshape(-1, 2)
+        if len(pairs) == 0:
+            out[cells] += out[ref].mean(0) - out[cells].mean(0)
+        else:
+            pair_vectors = out[ref[pairs[:, 1]]] - out[cells[pairs[:, 0]]]
+            anchor_cells, inverse = np.unique(pairs[:, 0], return_inverse=True)  # one vector per anchor cell
+            vectors = np.zeros((len(anchor_cells), z.shape[1]))
+            np.add.at(vectors, inverse, pair_vectors)
+            vectors /= np.bincount(inverse)[:, None]
+            anchors = out[cells[anchor_cells]]
+            d2 = ((out[cells, None, :] - anchors[None]) ** 2).sum(2)  # cells x pairs
+            sigma2 = np.median(d2.min(1)) + np.median(d2) * 0.05 + 1e-12
+            w = np.exp(-(d2 - d2.min(1, keepdims=True)) / sigma2)
+            out[cells] += (w @ vectors) / w.sum(1, keepdims=True)
+        merged |= batches == b
+    return out
+
+
+def soft_groups(z: np.ndarray, n_groups: int, seed: int) -> np.ndarray:
+    """Soft k-means memberships (cells x n_groups, rows sum to 1) of ``z``."""
+    n_groups = min(n_groups, len(z))
+    km = KMeans(n_groups, n_init=3, random_state=seed).fit(z)
+    d2 = ((z[:, None, :] - km.cluster_centers_[None]) ** 2).sum(2)
+    scale = d2.min(1).mean() + 1e-12
+    logits = -(d2 - d2.min(1, keepdims=True)) / scale
+    r = np.exp(logits)
+    return (r / r.sum(1, keepdims=True)).astype(np.float32)
+
+
+def fit_groups(coords: np.ndarray, batches: np.ndarray, n_groups: int, seed: int) -> np.ndarray:
+    """Soft groups shared across batches of cells at PCA ``coords`` (see the module docstring)."""
+    return soft_groups(mnn_merge(coords, batches), n_groups, seed)
