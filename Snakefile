@@ -17,8 +17,9 @@ include: "rules/data.smk"
 include: "rules/integrate.smk"
 include: "rules/score.smk"
 include: "rules/de.smk"
-include: "rules/report.smk"
 include: "rules/explain.smk"
+include: "rules/figure_table.smk"
+include: "rules/report.smk"
 
 
 rule all:

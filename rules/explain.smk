@@ -13,55 +13,57 @@ CHEAP_RIVALS = [r for r in RIVALS if r not in MODEL_RIVALS]
 EXPLAIN_METHODS = GENEX_EXPLAINS + RIVALS
 
 
-rule explain_genex:
-    input:
-        data="results/{dataset}/data.h5ad",
-        model=model_dir("{dataset}", "genex"),
-    output:
-        "results/{dataset}/explain/{explainer}.csv.gz",
-    wildcard_constraints:
-        explainer="|".join(GENEX_EXPLAINS) or "none",
-    params:
-        method="{explainer}",
-        seed=config["seed"],
-        params=lambda wildcards: EXPLAIN[wildcards.explainer],
-    log:
-        "results/logs/{dataset}/explain/{explainer}.log",
-    benchmark:
-        "results/benchmarks/{dataset}/explain/{explainer}.tsv"
-    threads: config["threads"]
-    resources:
-        mem_mb=8000,
-        runtime=60,
-        gpu=1 if config["gpu"] else 0,
-    conda:
-        "../envs/integrate.yaml"
-    script:
-        "../workflow_scripts/explain_rivals.py"
+# GENEX's explanations of one dataset in one job, and the cheap rivals in another: the libraries
+# load once per dataset, not once per method.
+if GENEX_EXPLAINS:
+
+    rule explain_genex:
+        input:
+            data="results/{dataset}/data.h5ad",
+            model=model_dir("{dataset}", "genex"),
+        output:
+            expand("results/{{dataset}}/explain/{explainer}.csv.gz", explainer=GENEX_EXPLAINS),
+        params:
+            methods=GENEX_EXPLAINS,
+            seed=config["seed"],
+            params=[EXPLAIN[m] for m in GENEX_EXPLAINS],
+        log:
+            "results/logs/{dataset}/explain/genex.log",
+        benchmark:
+            "results/benchmarks/{dataset}/explain/genex.tsv"
+        threads: config["threads"]
+        resources:
+            mem_mb=8000,
+            runtime=60,
+            gpu=1 if config["gpu"] else 0,
+        conda:
+            "../envs/integrate.yaml"
+        script:
+            "../workflow_scripts/explain_rivals.py"
 
 
-rule explain_rivals:
-    input:
-        data="results/{dataset}/data.h5ad",
-    output:
-        "results/{dataset}/explain/{rival}.csv.gz",
-    wildcard_constraints:
-        rival="|".join(CHEAP_RIVALS) or "none",
-    params:
-        method="{rival}",
-        seed=config["seed"],
-        params=lambda wildcards: EXPLAIN[wildcards.rival],
-    log:
-        "results/logs/{dataset}/explain/{rival}.log",
-    benchmark:
-        "results/benchmarks/{dataset}/explain/{rival}.tsv"
-    resources:
-        mem_mb=8000,
-        runtime=30,
-    conda:
-        "../envs/score.yaml"
-    script:
-        "../workflow_scripts/explain_rivals.py"
+if CHEAP_RIVALS:
+
+    rule explain_rivals:
+        input:
+            data="results/{dataset}/data.h5ad",
+        output:
+            expand("results/{{dataset}}/explain/{rival}.csv.gz", rival=CHEAP_RIVALS),
+        params:
+            methods=CHEAP_RIVALS,
+            seed=config["seed"],
+            params=[EXPLAIN[r] for r in CHEAP_RIVALS],
+        log:
+            "results/logs/{dataset}/explain/rivals.log",
+        benchmark:
+            "results/benchmarks/{dataset}/explain/rivals.tsv"
+        resources:
+            mem_mb=8000,
+            runtime=30,
+        conda:
+            "../envs/score.yaml"
+        script:
+            "../workflow_scripts/explain_rivals.py"
 
 
 rule explain_rivals_scvi:
@@ -74,9 +76,9 @@ rule explain_rivals_scvi:
     wildcard_constraints:
         rival="|".join(MODEL_RIVALS) or "none",
     params:
-        method="{rival}",
+        methods=lambda wildcards: [wildcards.rival],
         seed=config["seed"],
-        params=lambda wildcards, input: dict(EXPLAIN[wildcards.rival], **({"model_dir": input.model[0]} if input.model else {})),
+        params=lambda wildcards, input: [dict(EXPLAIN[wildcards.rival], **({"model_dir": input.model[0]} if input.model else {}))],
     log:
         "results/logs/{dataset}/explain/{rival}.log",
     benchmark:
@@ -94,11 +96,11 @@ rule explain_rivals_scvi:
 rule score_explain:
     input:
         data="results/{dataset}/data.h5ad",
-        # GENEX's tables, or its failure record when its training failed (see failed_methods)
+        # GENEX's tables, or its failure record when its training failed; none when it was skipped
         tables=lambda w: [
             f"results/{w.dataset}/explain/{m}.csv.gz"
             for m in EXPLAIN_METHODS
-            if not (m in GENEX_EXPLAINS and "genex" in failed_methods(w.dataset))
+            if not (m in GENEX_EXPLAINS and "genex" not in ran_methods(w.dataset))
         ],
         failures=lambda w: [failure_record(w.dataset, "genex")] if GENEX_EXPLAINS and "genex" in failed_methods(w.dataset) else [],
     output:

@@ -16,7 +16,7 @@ import scanpy as sc
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from genex_core.preprocessing import log_normalize
+from workflow_scripts.contract import has_counts, log_expression
 
 N_HVG = 2000  # scIB's and scVI's usual number of highly variable genes
 N_COMPS = 30  # PCs of the shared embedding (Harmony's input, the unintegrated control)
@@ -91,8 +91,8 @@ def preprocess(adata: ad.AnnData, batch_key: str, n_hvg: int = N_HVG) -> Preproc
     dataset's ``uns["dataset"]["counts"]`` is False its ``X`` is taken as already log-normalised
     and Cell Ranger's dispersion flavour on it is used instead.
     """
-    counts = adata.uns.get("dataset", {}).get("counts", True)
-    lognorm = log_normalize(adata.X) if counts else sp.csr_matrix(adata.X, dtype=np.float32)
+    counts = has_counts(adata)
+    lognorm = log_expression(adata, dense=False)
     if adata.n_vars <= n_hvg:
         hvg = np.ones(adata.n_vars, dtype=bool)
     else:

@@ -206,8 +206,6 @@ if __name__ == "__main__":
     from workflow_scripts.rule_log import log_to_file
 
     smk = snakemake  # noqa: F821 (injected by Snakemake's script: directive)
-    with log_to_file(smk.log[0]):
-        explain_to_csv(
-            smk.params.method, smk.input.data, smk.output[0], smk.input.get("model"),
-            seed=smk.params.seed, threads=smk.threads, params=smk.params.params,
-        )  # fmt: skip
+    with log_to_file(smk.log[0]):  # one dataset's methods, each to its own table
+        for method, output, params in zip(smk.params.methods, smk.output, smk.params.params, strict=True):
+            explain_to_csv(method, smk.input.data, output, smk.input.get("model"), seed=smk.params.seed, threads=smk.threads, params=params)

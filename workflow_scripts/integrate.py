@@ -17,6 +17,7 @@ import anndata as ad
 import numpy as np
 import scipy.sparse as sp
 
+from genex_core._atomic import StaleOutputError
 from workflow_scripts.contract import DATASET_UNS
 from workflow_scripts.datasets import write_h5ad_atomic
 from workflow_scripts.registry import METHODS
@@ -103,6 +104,8 @@ def integrate(
                 raise RuntimeError(f"{method} returned no model to save in {model_dir}")
             result.model.save(model_dir, overwrite=True)
         write_h5ad_atomic(out, output_path)
+    except StaleOutputError:
+        raise  # an orphaned job of an older run: the newer output stands, and so does its record
     except Exception as err:
         reason = f"{type(err).__name__}: {err}"
         record = {"method": method, "dataset": dataset, "reason": reason, "wall_time_s": time.perf_counter() - start}

@@ -1,0 +1,107 @@
+# The figure table: what each figure of workflow_scripts/figures (FIGURES) reads, wiring only.
+# The figure rules of rules/report.smk draw from it.
+
+PUBLISHED = [os.path.join(workflow.basedir, config["published"])] if config.get("published") else []
+SCORE_TABLES = ["results/scib_summary.csv", "results/truth_summary.csv", "results/explain_summary.csv"]
+
+
+def explain_tables(dataset):
+    """GENEX's tables only when it ran (otherwise the scores say why), and the rivals'."""
+    return [
+        f"results/{dataset}/explain/{m}.csv.gz"
+        for m in EXPLAIN_METHODS
+        if not (m in GENEX_EXPLAINS and "genex" not in ran_methods(dataset))
+    ]
+
+
+# {figure: (drawn per dataset, function of the dataset (None across datasets) -> the draw
+# function's inputs and options)}; the keys are workflow_scripts.figures.FIGURES' (a test checks).
+FIGURE_INPUTS = {
+    "scib_table": (False, lambda d: dict(scib="results/scib_summary.csv")),
+    "umap": (
+        True,
+        lambda d: dict(
+            data=f"results/{d}/data.h5ad",
+            integrated=[integrated_output(d, m) for m in ran_methods(d)],
+            scores=f"results/{d}/scores/scib.csv",
+            seed=config["seed"],
+        ),
+    ),
+    "de_recovery": (False, lambda d: dict(de=expand("results/{dataset}/scores/de.csv", dataset=DATASETS))),
+    "de_pr_curves": (
+        True,
+        lambda d: dict(
+            genes=[f"results/{d}/de/wilcoxon.csv.gz"] + [f"results/{d}/de/{w}/unintegrated.csv.gz" for w in RAW_DE_WORKFLOWS],
+            scores=f"results/{d}/scores/de.csv",
+        ),
+    ),
+    "truth_distance": (False, lambda d: dict(truth="results/truth_summary.csv")),
+    "truth_genes": (
+        True,
+        lambda d: dict(
+            data=f"results/{d}/data.h5ad",
+            integrated=[integrated_output(d, m) for m in ran_methods(d)],
+            scores=f"results/{d}/scores/expression.csv",
+        ),
+    ),
+    "explain": (False, lambda d: dict(explain="results/explain_summary.csv")),
+    "explain_genes": (
+        True,
+        lambda d: dict(genes=explain_tables(d), data=f"results/{d}/data.h5ad", scores=f"results/{d}/scores/explain.csv"),
+    ),
+    "mixing": (
+        False,
+        lambda d: dict(scib="results/scib_summary.csv", de=expand("results/{dataset}/scores/de.csv", dataset=DATASETS)),
+    ),
+    # the cost figure reads every job's benchmark file: it waits for the last tables of each stage
+    "cost": (False, lambda d: dict(scib="results/scib_summary.csv", results="results", after=SCORE_TABLES)),
+    **(
+        {
+            "paper": (
+                False,
+                lambda d: dict(
+                    published=PUBLISHED[0],
+                    scib="results/scib_summary.csv",
+                    truth="results/truth_summary.csv",
+                    de=expand("results/{dataset}/scores/de.csv", dataset=DATASETS),
+                    genes=expand("results/{dataset}/de/wilcoxon.csv.gz", dataset=DATASETS),
+                    claims_csv="results/figures/paper_claims.csv",
+                ),
+            )
+        }
+        if PUBLISHED
+        else {}
+    ),
+}
+FILE_ARGS = {"scib", "data", "integrated", "scores", "de", "genes", "truth", "explain", "published", "after"}
+
+
+def figure_stem(key, dataset=None):
+    return key if dataset is None else f"{key}_{dataset}"
+
+
+def figure_keys(per_dataset):
+    return [key for key, (drawn_per_dataset, _) in FIGURE_INPUTS.items() if drawn_per_dataset == per_dataset]
+
+
+def figure_outputs(dataset=None):
+    """The PNG and PDF of one dataset's figures ("{dataset}": the wildcard), or of those across datasets."""
+    return [f"results/figures/{figure_stem(key, dataset)}.{ext}" for key in figure_keys(dataset is not None) for ext in ("png", "pdf")]
+
+
+def figure_jobs(dataset=None):
+    """[(figure, png, pdf, draw arguments)] of one dataset's figures, or of those across datasets."""
+    return [
+        (key, *(f"results/figures/{figure_stem(key, dataset)}.{ext}" for ext in ("png", "pdf")), FIGURE_INPUTS[key][1](dataset))
+        for key in figure_keys(dataset is not None)
+    ]
+
+
+def figure_files(jobs):
+    """Every file the figures of ``jobs`` read: the input of their rule."""
+    files = []
+    for _, _, _, args in jobs:
+        for name, value in args.items():
+            if name in FILE_ARGS:
+                files += value if isinstance(value, list) else [value]
+    return list(dict.fromkeys(files))
