@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: benchmark test lint clean
+.PHONY: benchmark test test-slurm lint clean
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed (found " + sys.version.split()[0] + "); run: make PYTHON=python3.11")'
@@ -28,6 +28,15 @@ benchmark: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Root only: installs Debian's slurm-wlm and munge when missing, starts a single-node SLURM
+# (pids, logs, spool under a temporary folder), runs the tiny config through
+# `--executor slurm --profile profiles/slurm` and through profiles/local, checks every job
+# COMPLETED and the score tables equal, and stops the daemons by their pids (tests/slurm/run.sh;
+# each step has its own limit, SLURM_TIMEOUT is the last resort).
+SLURM_TIMEOUT ?= 3300
+test-slurm: $(STAMP)
+	timeout -s KILL $(SLURM_TIMEOUT) bash tests/slurm/run.sh
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint
