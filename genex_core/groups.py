@@ -26,6 +26,7 @@ from sklearn.neighbors import NearestNeighbors
 PCA_CELLS = 4096
 N_PCS = 30
 MNN_K = 20
+SOFTNESS = 1.0  # softmax temperature as a share of the mean squared distance to the own centroid
 
 
 def default_n_groups(n_cells: int) -> int:
@@ -84,7 +85,7 @@ def soft_groups(z: np.ndarray, n_groups: int, seed: int) -> np.ndarray:
     n_groups = min(n_groups, len(z))
     km = KMeans(n_groups, n_init=3, random_state=seed).fit(z)
     d2 = ((z[:, None, :] - km.cluster_centers_[None]) ** 2).sum(2)
-    scale = d2.min(1).mean() + 1e-12
+    scale = SOFTNESS * d2.min(1).mean() + 1e-12
     logits = -(d2 - d2.min(1, keepdims=True)) / scale
     r = np.exp(logits)
     return (r / r.sum(1, keepdims=True)).astype(np.float32)

@@ -38,7 +38,8 @@ DEFAULT_BATCH_SIZE = 128
 DEFAULT_LR = 1e-3
 ADAM_BETAS = (0.5, 0.9)
 CRITIC_LR_FACTOR = 3.0  # the critic learns 3x faster than G (two time-scale update rule)
-LAMBDA_IDENTITY = 1.0
+LAMBDA_IDENTITY = 10.0
+DEFAULT_N_CRITIC = 2
 INFERENCE_BATCH = 1024
 RECIPES = ("default", "published")
 
@@ -119,8 +120,9 @@ class GENEX:
     n_groups
         Label-free mode: number of soft groups (``None``: :func:`genex_core.groups.default_n_groups`).
     keep_zeros
-        A zero stays zero (offsets, covariate shifts and the residual move expressed values
-        only); False shifts zeros too, then ReLU (invents DE: see ``docs/method.md``).
+        Offsets and covariate shifts move expressed values only; a zero changes only where
+        the network's residual fills it by more than ``module.ZERO_FILL_MIN``. False shifts
+        zeros too, then ReLU (invents DE: see ``docs/method.md``).
     """
 
     def __init__(
@@ -242,7 +244,7 @@ class GENEX:
             Adam learning rate of the generator; the critic uses 3x (two time-scale rule).
             Default 1e-3 (published: DoG's 1.0).
         n_critic
-            Critic steps per generator step. Default 1 (published: 3, as it effectively ran).
+            Critic steps per generator step. Default 2 (published: 3, as it effectively ran).
         adversarial
             Train the network residual against the batch critic; False: the residual only
             sees the identity term (ablation: "adversarial off").
@@ -269,7 +271,7 @@ class GENEX:
         """
         self.configure(recipe)
         published = recipe == "published"
-        preset = PUBLISHED_TRAIN if published else dict(batch_size=DEFAULT_BATCH_SIZE, lr=DEFAULT_LR, n_critic=1, gp_every=gp_every)
+        preset = PUBLISHED_TRAIN if published else dict(batch_size=DEFAULT_BATCH_SIZE, lr=DEFAULT_LR, n_critic=DEFAULT_N_CRITIC, gp_every=gp_every)
         batch_size = preset["batch_size"] if batch_size is None else batch_size
         lr = preset["lr"] if lr is None else lr
         n_critic = preset["n_critic"] if n_critic is None else n_critic
@@ -378,6 +380,7 @@ class GENEX:
         with torch.inference_mode():
             for x, codes, groups in self._training_chunks():
                 y = module.generator(x, codes, module.neutral_codes(codes), groups, unmasked=True)
+                y = y + module.generator.offset(codes[:, 0], groups)  # x + Delta: before the offsets
                 moments = module.expressed_moments(y, x, codes, groups)
                 acc = moments if acc is None else tuple(a + m for a, m in zip(acc, moments))
             deviation = module.update_offsets(*acc)
@@ -427,7 +430,7 @@ class GENEX:
             w = w.flatten(1)
             shape = (module.n_levels[0], module.n_groups, -1)
             moments = ((w.T @ ones).view(shape), (w.T @ z).view(shape), (w.T @ (z * z)).view(shape), w.sum(0).view(shape[:2]))
-            saved = module.generator.offsets.clone()
+            saved = module.generator.offsets
             module.generator.offsets = torch.zeros(*shape[:2], z.shape[1], device=self.device)
             module.update_offsets(*moments)
             low_rank = module.generator.offsets @ module.pca_components.T

@@ -237,18 +237,21 @@ def run_genex(adata, batch_key, label_key, *, seed, threads, device="auto", **tr
     for each of them.
 
     Embedding: the encoder's latent of the corrected cell. Corrected: every cell translated to
-    the trained neutral batch code, log1p(CP10k). ``train_args`` go to :meth:`genex_core.GENEX.train`
-    (``max_epochs``, ``batch_size``, ``lr``...); ``params`` records the set-up and the training
-    arguments as run.
+    the neutral batch code, log1p(CP10k); the covariates are explained, not corrected, unless
+    ``correct_covariates: true``. ``correct_covariates``, ``n_groups`` (label-free) and ``hidden``
+    go to :class:`genex_core.GENEX`, the other ``train_args`` to :meth:`genex_core.GENEX.train`
+    (``max_epochs``, ``batch_size``, ``lr``, ``adversarial``, ``recipe``...); ``params`` records
+    the set-up and the training arguments as run.
     """
     import torch
 
     from genex_core import GENEX
 
     covariates = list(adata.uns.get("dataset", {}).get("covariates", []))
+    model_args = {k: train_args.pop(k) for k in ("correct_covariates", "n_groups", "hidden") if k in train_args}
     torch.set_num_threads(threads)
     with threadpool_limits(threads):
-        model = GENEX(adata, batch_key=batch_key, label_key=label_key, covariate_keys=covariates)
+        model = GENEX(adata, batch_key=batch_key, label_key=label_key, covariate_keys=covariates, **model_args)
         model.train(seed=seed, device=device, progress=False, **train_args)
         embedding = model.get_latent_representation()
         corrected = model.get_corrected_expression()
