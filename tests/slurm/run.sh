@@ -52,13 +52,16 @@ install_packages
 
 # --- daemons an earlier run left behind (it was killed before its trap ran): by pid, and only
 # when that pid is still the daemon started with that run's folder
-for pidfile in /tmp/genex-slurm.*/run/slurmd.pid /tmp/genex-slurm.*/run/slurmctld.pid \
-    /tmp/genex-slurm.*/munge/munged.pid; do
+for pidfile in /tmp/genex-slurm.*/run/snakemake-*.pid /tmp/genex-slurm.*/run/slurmd.pid \
+    /tmp/genex-slurm.*/run/slurmctld.pid /tmp/genex-slurm.*/munge/munged.pid; do
   [ -s "$pidfile" ] || continue
   old=${pidfile%/*/*}
   pid=$(cat "$pidfile")
   if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$old/"; then
     say "stopping ${pidfile##*/} $pid left by an earlier run in $old"
+    case $pidfile in  # a Snakemake run: its timeout leads a process group of its own
+      */snakemake-*) kill -KILL -- "-$pid" 2>/dev/null || true; continue ;;
+    esac
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fi
@@ -87,9 +90,24 @@ stop_pid() {  # stop_pid NAME PIDFILE: TERM, wait until gone (20 s), then KILL; 
   kill -KILL "$pid" 2>/dev/null || true
 }
 
+limited() {  # limited NAME LIMIT LOG COMMAND...: under timeout -s KILL, its pid kept for cleanup
+  local name=$1 limit=$2 log=$3 rc=0
+  shift 3
+  timeout -s KILL "$limit" "$@" >"$log" 2>&1 &
+  echo $! >"$WORK/run/snakemake-$name.pid"
+  wait $! || rc=$?
+  rm -f "$WORK/run/snakemake-$name.pid"
+  return "$rc"
+}
+
 cleanup() {
-  local rc=$?
+  local rc=$? pidfile
   trap - EXIT INT TERM
+  for pidfile in "$WORK"/run/snakemake-*.pid; do  # a Snakemake still running (the script was stopped)
+    [ -s "$pidfile" ] || continue
+    say "stopping Snakemake (process group $(cat "$pidfile"))"
+    kill -KILL -- "-$(cat "$pidfile")" 2>/dev/null || true
+  done
   if [ -s "$WORK/run/slurmctld.pid" ] && kill -0 "$(cat "$WORK/run/slurmctld.pid")" 2>/dev/null; then
     # This cluster exists for this run only: every job on it is ours. Cancel what is left
     # (a killed Snakemake leaves its jobs running) before slurmd goes.
@@ -101,6 +119,17 @@ cleanup() {
       for _ in $(seq 30); do [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break; sleep 1; done
     fi
   fi
+  # A cancelled job's inner Snakemake can outlive its step (proctrack/linuxproc follows parent
+  # pids only): stop, by pid, any process still working in this run's Snakemake folders.
+  local proc pid cwd
+  for proc in /proc/[0-9]*; do
+    pid=${proc#/proc/}
+    cwd=$(readlink "$proc/cwd" 2>/dev/null) || continue
+    if [[ $cwd/ == "$WORK"/slurm/* || $cwd/ == "$WORK"/local/* ]]; then
+      say "stopping pid $pid (still working in $cwd)"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
   stop_pid slurmd "$WORK/run/slurmd.pid"
   stop_pid slurmctld "$WORK/run/slurmctld.pid"
   stop_pid munged "$WORK/munge/munged.pid"
@@ -124,9 +153,9 @@ if [ -n "${LOCAL_RUN:-}" ]; then  # an earlier local run's --directory (when ite
 else
   say "local run: snakemake --profile profiles/local --cores 2 (log $WORK/local.log)"
   start=$(date +%s)
-  timeout -s KILL "${LOCAL_LIMIT:-900}" "$BIN/snakemake" --snakefile "$REPO/Snakefile" \
+  limited local "${LOCAL_LIMIT:-900}" "$WORK/local.log" "$BIN/snakemake" --snakefile "$REPO/Snakefile" \
     --profile "$REPO/profiles/local" --cores 2 --configfile "$CONFIG" --directory "$LOCAL" \
-    >"$WORK/local.log" 2>&1 || { tail -40 "$WORK/local.log"; say "local run failed"; exit 1; }
+    || { tail -40 "$WORK/local.log"; say "local run failed"; exit 1; }
   say "local run done in $(($(date +%s) - start)) s"
 fi
 
@@ -197,11 +226,11 @@ say "SLURM up: slurmctld pid $(cat "$WORK/run/slurmctld.pid"), slurmd pid $(cat 
 # Without accounting, the plugin's default status check (sacct) waits forever: squeue it is.
 say "SLURM run: snakemake --profile profiles/slurm (log $WORK/slurm.log)"
 start=$(date +%s)
-timeout -s KILL "${SLURM_LIMIT:-1500}" "$BIN/snakemake" --snakefile "$REPO/Snakefile" \
+limited slurm "${SLURM_LIMIT:-1500}" "$WORK/slurm.log" "$BIN/snakemake" --snakefile "$REPO/Snakefile" \
   --profile "$REPO/profiles/slurm" --configfile "$CONFIG" --directory "$WORK/slurm" \
   --slurm-no-account --slurm-status-command squeue \
   --slurm-init-seconds-before-status-checks 1 --seconds-between-status-checks 1 --latency-wait 5 \
-  >"$WORK/slurm.log" 2>&1 || { tail -60 "$WORK/slurm.log"; say "SLURM run failed"; exit 1; }
+  || { tail -60 "$WORK/slurm.log"; say "SLURM run failed"; exit 1; }
 say "SLURM run done in $(($(date +%s) - start)) s"
 grep -E "steps \(100%\) done" "$WORK/slurm.log" | tail -1
 
