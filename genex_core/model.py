@@ -118,7 +118,8 @@ class GENEX:
         Encoder widths (mirrored by the decoder, also the critic's trunk), latent width,
         embedding width, dropout. Published: (1024, 512), 32, 16, 0.16.
     n_groups
-        Label-free mode: number of soft groups (``None``: :func:`genex_core.groups.default_n_groups`).
+        Label-free mode: number of soft groups (``None``: chosen by silhouette, at most 16,
+        :func:`genex_core.groups.choose_n_groups`).
     keep_zeros
         Offsets and covariate shifts move expressed values only; a zero changes only where
         the network's residual fills it by more than ``module.ZERO_FILL_MIN``. False shifts
@@ -147,7 +148,8 @@ class GENEX:
         module_args = {
             "n_genes": adata.n_vars,
             "n_levels": registry.n_levels,
-            "n_groups": int(n_groups or G.default_n_groups(adata.n_obs)) if label_free else None,
+            "n_groups": (int(n_groups) if n_groups else G.MAX_GROUPS) if label_free else None,
+            "fixed_groups": bool(n_groups),
             "label_conditioned": not label_free,
             "hidden": [int(h) for h in hidden],
             "latent": int(latent),
@@ -415,7 +417,7 @@ class GENEX:
             coords = (x_sub - mean) @ components
         self.full_passes += len(sub) / n
         batches = self._codes[:, 0]
-        groups = G.fit_groups(coords, batches, module.n_groups, seed)
+        groups = G.fit_groups(coords, batches, module.n_groups if self.module_args.get("fixed_groups") else None, seed)
         with torch.no_grad():
             for name, value in (("pca_mean", mean), ("pca_components", components), ("reference_coords", coords), ("reference_groups", groups)):
                 getattr(module, name).copy_(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)))

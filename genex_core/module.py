@@ -289,6 +289,7 @@ class GenexModule(nn.Module):
         keep_zeros: bool = True,
         n_pcs: int = 0,
         n_reference: int = 0,
+        fixed_groups: bool = False,
     ):
         super().__init__()
         if objective not in ("neutral", "stargan"):
