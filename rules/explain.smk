@@ -13,6 +13,9 @@ CHEAP_RIVALS = [r for r in RIVALS if r not in MODEL_RIVALS]
 EXPLAIN_METHODS = GENEX_EXPLAINS + RIVALS
 
 
+localrules: explain_summary  # it stacks CSVs: not worth a cluster job
+
+
 # GENEX's explanations of one dataset in one job, and the cheap rivals in another: the libraries
 # load once per dataset, not once per method.
 if GENEX_EXPLAINS:

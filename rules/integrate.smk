@@ -3,12 +3,8 @@
 # One rule per method, named integrate_<method>, wired from its registry entry
 # (workflow_scripts/registry.py): a saved model where it saves one, the model it starts from.
 
-METHOD_RESOURCES = {
-    "genex": dict(mem_mb=16000, runtime=120, gpu=1 if config["gpu"] else 0),
-    "genex_label_free": dict(mem_mb=16000, runtime=120, gpu=1 if config["gpu"] else 0),
-    "scvi": dict(mem_mb=16000, runtime=120),
-    "scanvi": dict(mem_mb=16000, runtime=120),
-}
+GPU = dict(mem_mb=16000, runtime=120, gpu=1 if config["gpu"] else 0)  # torch methods: a GPU when asked
+METHOD_RESOURCES = {"genex": GPU, "genex_label_free": GPU, "scvi": GPU, "scanvi": GPU}
 
 for method in METHODS:
     entry = REGISTRY[method]

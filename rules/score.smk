@@ -1,4 +1,6 @@
 # Stage 3: scores of every method's output -> results/<dataset>/scores/*.csv and summaries.
+
+localrules: scib_summary, truth_summary, verdict  # they stack CSVs: not worth a cluster job
 # One job per dataset and score family: the scorers' imports and warm-up are paid once per
 # dataset, not once per method. Methods that failed or were skipped get rows saying why.
 

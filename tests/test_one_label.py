@@ -8,7 +8,7 @@ from genex_core.preprocessing import log_normalize
 from workflow_scripts.contract import to_contract
 from workflow_scripts.scib_scores import REPRESENTATIONS, score_method
 
-TWO_LABELS = {"nmi", "ari", "asw_label", "isolated_label_f1", "isolated_label_asw", "clisi_graph"}
+TWO_LABELS = {"nmi", "ari", "asw_label", "isolated_label_f1", "isolated_label_asw", "clisi_knn"}
 
 
 def test_one_cell_type_scores_what_it_can_and_says_why_not_the_rest(tiny_adata):

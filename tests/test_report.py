@@ -120,3 +120,12 @@ def test_report_shows_the_published_values_apart_with_their_claims(results, tmp_
     assert "How to read: filled = measured here, hollow = published" in FIGURES["paper"].caption
     assert "Published claims: do they reproduce?" in page and "not testable" in page
     assert "the paper's numbers, not ours" in page and "A paper, its table 1" in page  # cited, apart from ours
+
+
+def test_results_doc_is_written_from_the_tables(results):  # noqa: F811
+    from workflow_scripts.results_doc import results_markdown
+
+    page = results_markdown(results)
+    assert page.startswith("# Results of the default benchmark") and "## Verdict" in page
+    assert "genex [labels]" in page and "failed: out of memory" in page  # label marks and failures stay visible
+    assert "## Time per stage" in page

@@ -28,14 +28,16 @@ class Figure:
 FIGURES = {
     "scib_table": Figure(
         "scIB metrics",
-        "Rows: methods sorted by overall score, then the controls (grey italics, not ranked); circles: each metric "
+        "Rows: methods given the labels ([labels]), then label-free methods, each sorted by overall score, then the "
+        "controls (grey italics, not ranked); circles: each metric "
         "(0–1, higher is better, blank = not applicable); bars: batch, bio and overall scores.",
         scib_table.draw,
     ),
     "umap": Figure(
         "UMAP of every output",
-        "Each method's embedding and, for methods that return expression, the PCA of its corrected values; left of "
-        "each pair coloured by batch (well mixed is good), right by cell type (separate clusters are good).",
+        "Each method's representation with the higher scIB overall score (its embedding or the PCA of its corrected "
+        "values, named in the title); left of each pair coloured by batch (well mixed is good), right by cell type "
+        "(separate clusters are good).",
         umap.draw,
         per_dataset=True,
     ),

@@ -1,6 +1,7 @@
 """Figure 2: UMAP of every method's and control's output on one dataset, coloured by batch and
-by cell type. Each representation scIB scored gets its own pair of panels: the embedding
-(``obsm["X_emb"]``) and, for methods that return expression, the PCA of the corrected values.
+by cell type: one pair of panels per method, of the representation its scIB scores rank (the
+embedding ``obsm["X_emb"]`` or, for methods that return expression, the PCA of the corrected
+values, whichever has the higher overall score).
 """
 
 import anndata as ad
@@ -59,7 +60,12 @@ def draw(data: str, integrated: list[str], scores: str, seed: int = 0, per_row: 
     keys = cells.uns[DATASET_UNS]
     obs = cells.obs[[keys["batch_key"], keys["label_key"]]].astype(str)
     colourings = [(key, sorted(obs[key].unique())) for key in (keys["batch_key"], keys["label_key"])]
-    found = entries(read_table(scores))
+    table = read_table(scores)
+    found = entries(table)
+    overall = table[(table["metric"] == "overall") & (table["scaling"] == "raw")].dropna(subset=["value"])
+    best = set(overall.loc[overall.groupby("method")["value"].idxmax(), ["method", "representation"]].itertuples(index=False))
+    found = found[[(m, r) in best or m not in set(overall["method"]) for m, r in zip(found["method"], found["representation"])]]
+    found = found.drop_duplicates("method").reset_index(drop=True)
     outputs = {}
     for path in integrated:
         adata = ad.read_h5ad(path)
