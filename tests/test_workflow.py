@@ -122,3 +122,18 @@ def test_bad_dataset_fails_its_rule_with_a_clear_message(tmp_path):
     assert run.returncode != 0
     assert "dataset 'tiny': obs['batch']: has 1 level" in run.stdout + run.stderr
     assert not (tmp_path / "results" / "tiny" / "data.h5ad").exists()
+
+
+def test_a_dataset_without_labels_skips_the_label_using_methods(tmp_path):
+    """`label_key: null`: one label for every cell; label_shift and scANVI do not run and their
+    rows say `skipped: needs labels` (the scorers' tests check the rows)."""
+    from workflow_scripts.datasets import UNLABELLED, load_dataset
+
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config["datasets"]["tiny"]["label_key"] = None
+    data = load_dataset("tiny", config["datasets"]["tiny"])
+    assert data.uns["dataset"]["label_key"] == UNLABELLED and data.obs[UNLABELLED].nunique() == 1
+    run = snakemake("--dry-run", "--configfile", str(write_config(tmp_path / "c.yaml", config)), "--directory", str(tmp_path))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "rule integrate_scvi:" in run.stdout
+    assert "rule integrate_label_shift:" not in run.stdout and "rule integrate_scanvi:" not in run.stdout

@@ -17,6 +17,7 @@ from genex_core._atomic import replace_atomically
 from workflow_scripts.contract import BATCH_KEY, LABEL_KEY, TRUTH_MEANS, DatasetError, to_contract
 from workflow_scripts.simulate import simulate
 
+UNLABELLED = "no_label"  # the label column of a dataset configured with `label_key: null`
 SPLATTER_FILES = ("counts.mtx.gz", "cells.csv", "genes.csv")
 SPLATTER_OPTIONAL = ("genes_extra.csv", "batchfree_means.mtx.gz")
 SPLATTER_COLUMNS = {"cells.csv": ("Cell", "Batch", "Group"), "genes.csv": ("Gene",)}
@@ -172,6 +173,10 @@ def load_dataset(name: str, spec: dict, threads: int = 1) -> ad.AnnData:
         source += f" (counts from layers['{layer}'])"
     if "filter" in spec:
         adata = filter_cells_and_genes(adata, **spec["filter"], dataset=name)
+    if keys["label_key"] is None:  # no labels: one label for every cell; label-using methods are skipped
+        adata = adata.copy() if adata.is_view else adata
+        keys["label_key"] = UNLABELLED
+        adata.obs[UNLABELLED] = pd.Categorical(["all cells"] * adata.n_obs)
     return to_contract(adata, name, source=source, **keys)
 
 

@@ -77,10 +77,16 @@ def draw_pr_curves(genes: list[str], scores: str):
         return fig
     any_table = next(iter(tables.values()))
     vs_rest = any_table[any_table["reference"] == "rest"]
-    cell_type = vs_rest["level"].iloc[0]
-    comparisons = [tuple(vs_rest.loc[vs_rest["level"] == cell_type, KEYS].iloc[0])]
-    within = any_table[any_table["cell_type"] == cell_type].drop_duplicates(["covariate"])
-    comparisons += [tuple(row) for row in within[KEYS].itertuples(index=False)]
+    comparisons, within = [], any_table[any_table["reference"] != "rest"]  # one cell type: covariates only
+    if not vs_rest.empty:
+        cell_type = vs_rest["level"].iloc[0]
+        comparisons = [tuple(vs_rest.loc[vs_rest["level"] == cell_type, KEYS].iloc[0])]
+        within = any_table[any_table["cell_type"] == cell_type]
+    comparisons += [tuple(row) for row in within.drop_duplicates(["covariate"])[KEYS].itertuples(index=False)]
+    if not comparisons:
+        fig, ax = plt.subplots(figsize=(5, 3))
+        message_axes(ax, "no DE comparisons in this dataset")
+        return fig
     fig, axes = plt.subplots(1, len(comparisons), figsize=(5 * len(comparisons), 4.5), squeeze=False)
     for ax, key in zip(axes[0], comparisons):
         curves = []
