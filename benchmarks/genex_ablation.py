@@ -187,7 +187,7 @@ def main() -> None:
     print("\n" + text)
     if args.out:
         command = "python benchmarks/genex_ablation.py " + " ".join(sys.argv[1:])
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
         block = f"{BEGIN}\n`{command}` ({stamp}; seeds {args.seeds}, {args.epochs} GENEX epochs, 1 thread; mean over seeds)\n\n{text}\n{END}"
         path = Path(args.out)
         old = path.read_text() if path.exists() else "# GENEX ablation\n\n" + BEGIN + END + "\n"

@@ -33,8 +33,11 @@ CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 
 
 def default_simulation() -> dict:
-    """The default benchmark's balanced scenario (``datasets: balanced`` of config/config.yaml)."""
-    return yaml.safe_load(CONFIG.read_text())["datasets"]["balanced"]["simulate"]
+    """The default benchmark's ``balanced`` scenario of config/config.yaml, or its first
+    simulated dataset when there is none."""
+    datasets = yaml.safe_load(CONFIG.read_text())["datasets"]
+    name = "balanced" if "balanced" in datasets else next(n for n, d in datasets.items() if "simulate" in d)
+    return datasets[name]["simulate"]
 
 
 def knn_accuracy(X: np.ndarray, labels: np.ndarray, n_pcs: int | None = 30) -> float:

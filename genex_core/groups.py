@@ -21,8 +21,8 @@ offset (as a batch-exclusive cell type does with labels).
 
 import numpy as np
 from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
 from sklearn.decomposition import PCA
+from sklearn.metrics import silhouette_score
 from sklearn.neighbors import NearestNeighbors
 
 PCA_CELLS = 4096

@@ -24,7 +24,7 @@ from genex_core import _constants as C
 from genex_core import groups as G
 from genex_core._atomic import check_not_newer, replace_atomically
 from genex_core.data import BalancedSampler, Registry, as_keys, encode, minibatch, register, sequential_chunks
-from genex_core.module import DiscriminatorLoss, GenexModule, GeneratorLoss
+from genex_core.module import DiscriminatorLoss, GeneratorLoss, GenexModule
 from genex_core.preprocessing import log_normalize
 
 logger = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 # Training defaults, chosen by measurement on the default benchmark's 1,200-cell x 1,000-gene
 # scenarios on one CPU thread (benchmarks/genex_ablation.py, docs/genex_ablation.md).
 DEFAULT_HIDDEN = (256, 128)
-CELL_PASSES = 120_000  # default epochs: this many cells drawn in all
+CELL_PASSES = 60_000  # default epochs: this many cells drawn in all (50 epochs of 1,200 cells)
 EPOCH_RANGE = (10, 100)
 DEFAULT_BATCH_SIZE = 128
 DEFAULT_LR = 1e-3
@@ -70,7 +70,7 @@ def _resolve_device(device: str | torch.device) -> torch.device:
 
 def default_epochs(n_cells: int) -> int:
     """``CELL_PASSES / n_cells`` clipped to ``EPOCH_RANGE``: about as many generator steps
-    whatever the data size (100 epochs for 1,200 cells, 10 from 12,000 cells on)."""
+    whatever the data size (50 epochs for 1,200 cells, 10 from 6,000 cells on)."""
     return int(min(max(round(CELL_PASSES / n_cells), EPOCH_RANGE[0]), EPOCH_RANGE[1]))
 
 

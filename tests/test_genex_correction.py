@@ -97,8 +97,10 @@ def test_label_free_mixes_a_cell_type_specific_batch_effect():
     assert knn(corrected, cell_type) > 0.95
 
 
-def test_batch_exclusive_cell_type_is_corrected():
-    """Group3 is in Batch1 only: its anchor is itself, so it takes its batch's offset."""
+@pytest.mark.parametrize("label_key", ["cell_type", None])
+def test_batch_exclusive_cell_type_is_corrected(label_key):
+    """Group3 is in Batch1 only: its anchor is itself, so it takes its batch's offset (with
+    labels, or as a soft group found in one batch in label-free mode)."""
     data = simulate(
         dict(
             nGenes=200, batchCells=[300, 300], group_prob=[[0.3, 0.3, 0.4], [0.5, 0.5, 0.0]], de_prob=0.1,
@@ -107,7 +109,7 @@ def test_batch_exclusive_cell_type_is_corrected():
     )
     only = (data.obs["cell_type"] == "Group3").to_numpy()
     assert set(data.obs.loc[only, "batch"]) == {"Batch1"}
-    model = GENEX(data, **SMALL)
+    model = GENEX(data, label_key=label_key, **SMALL)
     model.train(**TRAIN)
     truth, raw = truth_of(data)[only], log_normalize(data.X).toarray()[only]
     corrected = model.get_corrected_expression()[only]
