@@ -151,7 +151,7 @@ def register(
         raise ValueError(f"batch_key, label_key and covariate_keys must name different columns, got {keys}.")
     roles = ["batch_key", *(["label_key"] if label_key else []), *["covariate_keys"] * len(covariate_keys)]
     categories = {}
-    for key, role in zip(keys, roles):
+    for key, role in zip(keys, roles, strict=False):
         levels, sizes = np.unique(_column(adata, key, role), return_counts=True)
         single = levels[sizes < 2].tolist()
         if single:

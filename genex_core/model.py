@@ -384,7 +384,7 @@ class GENEX:
                 y = module.generator(x, codes, module.neutral_codes(codes), groups, unmasked=True)
                 y = y + module.generator.offset(codes[:, 0], groups)  # x + Delta: before the offsets
                 moments = module.expressed_moments(y, x, codes, groups)
-                acc = moments if acc is None else tuple(a + m for a, m in zip(acc, moments))
+                acc = moments if acc is None else tuple(a + m for a, m in zip(acc, moments, strict=False))
             deviation = module.update_offsets(*acc)
         module.train()
         return deviation
@@ -402,7 +402,7 @@ class GENEX:
             with torch.inference_mode():
                 for x, codes, groups in self._training_chunks():
                     moments = module.expressed_moments(x, x, codes, groups)
-                    acc = moments if acc is None else tuple(a + m for a, m in zip(acc, moments))
+                    acc = moments if acc is None else tuple(a + m for a, m in zip(acc, moments, strict=False))
                 module.update_offsets(*acc)
             return
         seed = self.train_args["seed"]
@@ -686,7 +686,7 @@ class GENEX:
     def summary(self) -> str:
         """One paragraph: mode, data, architecture, training state."""
         reg, args = self.registry, self.module_args
-        levels = ", ".join(f"{k} ({n} levels)" for k, n in zip(reg.keys, reg.n_levels))
+        levels = ", ".join(f"{k} ({n} levels)" for k, n in zip(reg.keys, reg.n_levels, strict=False))
         text = (
             f"GENEX ({self.mode}) on {self.adata.n_obs} cells x {args['n_genes']} genes; codes: {levels}; "
             f"hidden {args['hidden']}, latent {args['latent']}; "

@@ -241,7 +241,7 @@ class Discriminator(nn.Module):
     ):
         super().__init__()
         widths = [n_genes, *hidden, latent]
-        self.trunk = nn.Sequential(*(_block(a, b, dropout, nn.LayerNorm) for a, b in zip(widths[:-1], widths[1:])))
+        self.trunk = nn.Sequential(*(_block(a, b, dropout, nn.LayerNorm) for a, b in zip(widths[:-1], widths[1:], strict=False)))
         self.realness = nn.Linear(latent, 1)
         self.classifiers = nn.ModuleList(nn.Linear(latent, n) for n in n_levels)
         self.n_groups, self.n_classes = n_groups, n_classes
