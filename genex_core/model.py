@@ -238,8 +238,9 @@ class GENEX:
         ----------
         max_epochs
             Epochs; each draws as many cells as the data holds, batch-balanced, and ends with
-            one exact pass over all cells that updates the offsets (a run reads the data at
-            most ``max_epochs + 1`` times). ``None``: :func:`default_epochs` (published: 600).
+            one exact pass over all cells that updates the offsets (a run reads the data
+            ``max_epochs + 1`` times; label-free on more than 4,096 cells also reads a
+            4,096-cell subsample once, for the PCA). ``None``: :func:`default_epochs` (published: 600).
         batch_size
             Cells per minibatch (at least 2, for BatchNorm). Default 128 (published: 2048).
         lr
