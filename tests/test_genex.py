@@ -92,6 +92,15 @@ def test_seed_determinism(adata, trained):
     assert not np.array_equal(other.get_corrected_expression(), trained.get_corrected_expression())
 
 
+def test_label_free_seed_determinism(adata):
+    runs = []
+    for _ in range(2):
+        model = GENEX(adata, label_key=None, **SMALL)
+        model.train(seed=2, **FAST)
+        runs.append(model.get_corrected_expression())
+    np.testing.assert_array_equal(*runs)
+
+
 def test_training_leaves_global_rng_alone(adata):
     torch.manual_seed(123)
     expected = torch.rand(3)
