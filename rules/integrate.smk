@@ -4,7 +4,7 @@
 # (workflow_scripts/registry.py): a saved model where it saves one, the model it starts from.
 
 GPU = dict(mem_mb=16000, runtime=120, gpu=1 if config["gpu"] else 0)  # torch methods: a GPU when asked
-METHOD_RESOURCES = {"genex": GPU, "genex_label_free": GPU, "scvi": GPU, "scanvi": GPU}
+METHOD_RESOURCES = {"genex": GPU, "genex_label_free": GPU, "genex_published": GPU, "scvi": GPU, "scanvi": GPU}
 
 for method in METHODS:
     entry = REGISTRY[method]

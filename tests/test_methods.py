@@ -19,7 +19,10 @@ from workflow_scripts.scib_scores import add_totals, score_method
 from workflow_scripts.score_table import read_failures
 from workflow_scripts.simulate import simulate
 
-FAST_PARAMS = {"scvi": {"max_epochs": 2}, "scanvi": {"max_epochs": 2}, "genex": {"max_epochs": 5}, "genex_label_free": {"max_epochs": 5}}
+FAST_PARAMS = {
+    "scvi": {"max_epochs": 2}, "scanvi": {"max_epochs": 2},
+    "genex": {"max_epochs": 5}, "genex_label_free": {"max_epochs": 5}, "genex_published": {"max_epochs": 2},
+}  # fmt: skip
 # Cell types dominate a moderate batch effect: the regime where Harmony corrects (FINDINGS.md).
 HARMONY_SIM = dict(
     nGenes=300, batchCells=[150, 150], group_prob=[0.4, 0.35, 0.25], de_prob=0.3, de_facLoc=1.0, batch_facLoc=0.15, seed=3

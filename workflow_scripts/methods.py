@@ -266,6 +266,12 @@ def run_genex_label_free(adata, batch_key, label_key, *, seed, threads, **params
     return run_genex(adata, batch_key, None, seed=seed, threads=threads, **params)
 
 
+def run_genex_published(adata, batch_key, label_key, *, seed, threads, **params) -> MethodResult:
+    """GENEX as the paper trained it (``recipe="published"``: its widths, losses, batch and
+    epochs; meant for a GPU), to run beside the default in ``config/paper.yaml``."""
+    return run_genex(adata, batch_key, label_key, seed=seed, threads=threads, recipe="published", **params)
+
+
 def _json_safe(value):
     """Tuples to lists and None dropped, recursively: what ``uns`` can store."""
     if isinstance(value, dict):

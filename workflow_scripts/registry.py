@@ -58,7 +58,8 @@ _B = "workflow_scripts.baseline:"
 
 METHODS: dict[str, Method] = {
     "genex": Method(_M + "run_genex", True, uses_labels=True, needs_counts=True, saves_model=True),
-    "genex_label_free": Method(_M + "run_genex_label_free", True, needs_counts=True, saves_model=True),
+    "genex_label_free": Method(_M + "run_genex_label_free", True, needs_counts=True),
+    "genex_published": Method(_M + "run_genex_published", True, uses_labels=True, needs_counts=True),
     "label_shift": Method(_M + "run_label_shift", True, uses_labels=True),
     "scanvi": Method(_M + "run_scanvi", True, uses_labels=True, needs_counts=True, starts_from="scvi"),
     "scvi": Method(_M + "run_scvi", True, needs_counts=True, saves_model=True),
