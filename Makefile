@@ -38,7 +38,10 @@ SLURM_TIMEOUT ?= 3300
 test-slurm: $(STAMP)
 	timeout -s KILL $(SLURM_TIMEOUT) bash tests/slurm/run.sh
 
+# ruff (rules in pyproject.toml) and Snakemake's own lint; tests/test_lint.py runs the same in `make test`.
 lint: $(STAMP)
+	$(BIN)/ruff check genex_core workflow_scripts tests benchmarks
+	$(BIN)/ruff format --check genex_core workflow_scripts tests benchmarks
 	$(BIN)/snakemake --lint
 
 clean:

@@ -93,9 +93,11 @@ def truth(adata, info: dict, key: str, level: str, cell_type: str) -> np.ndarray
     if key == info["label_key"]:
         return differs(_log_factors(var, [f"de_factor_{g}" for g in levels]), i)
     if key == info["batch_key"]:
+
         def per_type(g):
             cols = [f"batch_factor_{b}__{g}" if f"batch_factor_{b}__{g}" in var else f"batch_factor_{b}" for b in levels]
             return contrast(_log_factors(var, cols), i)
+
         strength = per_type(cell_type) if cell_type != ALL else np.mean([per_type(g) for g in types], axis=0)
         return strength >= np.quantile(strength, 1 - STRONG_SHARE)
     if f"{key}_factor_{level}" in var:  # global covariate: the same truth in every cell type

@@ -152,7 +152,12 @@ def score(name: str, corrected: np.ndarray, adata, truth: np.ndarray, null: bool
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default=str(ROOT / "config" / "config.yaml"))
-    parser.add_argument("--scenarios", nargs="*", default=None, help="default: the config's confounded, interaction, null_covariate, platform (stress: all)")
+    parser.add_argument(
+        "--scenarios",
+        nargs="*",
+        default=None,
+        help="default: the config's confounded, interaction, null_covariate, platform (stress: all)",
+    )
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS))
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1])
     parser.add_argument("--epochs", type=int, default=100, help="GENEX epochs, the same for every variant")
@@ -177,7 +182,14 @@ def main() -> None:
                 scvi_dir: dict = {}
                 for name in args.variants:
                     corrected, seconds, cpu_s = run_variant(name, adata, seed, args.epochs, args.scvi_epochs, scvi_dir)
-                    row = dict(scenario=scenario, variant=name, seed=seed, **score(name, corrected, adata, truth, null), seconds=seconds, cpu_s=cpu_s)
+                    row = dict(
+                        scenario=scenario,
+                        variant=name,
+                        seed=seed,
+                        **score(name, corrected, adata, truth, null),
+                        seconds=seconds,
+                        cpu_s=cpu_s,
+                    )
                     rows.append(row)
                     print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
     table = pd.DataFrame(rows)

@@ -73,8 +73,10 @@ def main() -> None:
     adata = simulate(params)
     cells = params["batchCells"]
     batch, cell_type = adata.obs["batch"].to_numpy(), adata.obs["cell_type"].to_numpy()
-    print(f"data: {adata.n_obs} cells x {adata.n_vars} genes, batches {cells}, {len(np.unique(cell_type))} cell types; "
-          f"{args.threads} torch threads")
+    print(
+        f"data: {adata.n_obs} cells x {adata.n_vars} genes, batches {cells}, {len(np.unique(cell_type))} cell types; "
+        f"{args.threads} torch threads"
+    )
 
     genex = GENEX(adata, batch_key="batch", label_key="cell_type")
     start = time.perf_counter()
@@ -102,8 +104,10 @@ def main() -> None:
     print(f"{'scVI':<8}{accelerator:>8}{scvi_epochs:>8}{scvi_s / scvi_epochs:>10.3f}{scvi_s:>10.1f}")
     print(f"GENEX / scVI training time: {genex_s / scvi_s:.2f}")
 
-    print(f"\n15-NN accuracy (5-fold CV); chance: largest batch {max(cells) / sum(cells):.3f}, "
-          f"batch from cell type alone {composition_chance(batch, cell_type):.3f}")
+    print(
+        f"\n15-NN accuracy (5-fold CV); chance: largest batch {max(cells) / sum(cells):.3f}, "
+        f"batch from cell type alone {composition_chance(batch, cell_type):.3f}"
+    )
     rows = [
         ("raw log1p CP10k, PCA 30", log_normalize(adata.X).toarray(), 30),
         ("truth: batch-free counts, PCA 30", log_normalize(adata.layers["batchfree_counts"]).toarray(), 30),

@@ -27,5 +27,7 @@ start = time.perf_counter()
 adata = simulate(params, n_threads=args.threads, progress=True)
 elapsed = time.perf_counter() - start
 peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-print(f"{adata.n_obs:,} cells x {adata.n_vars:,} genes, {args.threads} threads: {elapsed:.1f} s, "
-      f"peak RSS {peak_gb:.1f} GB, {adata.X.nnz / adata.n_obs:.0f} non-zeros per cell")
+print(
+    f"{adata.n_obs:,} cells x {adata.n_vars:,} genes, {args.threads} threads: {elapsed:.1f} s, "
+    f"peak RSS {peak_gb:.1f} GB, {adata.X.nnz / adata.n_obs:.0f} non-zeros per cell"
+)

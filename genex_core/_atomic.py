@@ -70,7 +70,11 @@ def remove_leftovers(path: Path) -> list[Path]:
                 candidate.unlink(missing_ok=True)
                 removed.append(candidate)
     if removed:
-        print(f"removed {len(removed)} temporary file(s) a killed job left: {[p.name for p in removed]}", file=sys.stderr, flush=True)
+        print(
+            f"removed {len(removed)} temporary file(s) a killed job left: {[p.name for p in removed]}",
+            file=sys.stderr,
+            flush=True,
+        )
     return removed
 
 

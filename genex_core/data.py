@@ -97,7 +97,9 @@ def counts_matrix(adata: ad.AnnData, layer: str | None):
     else:
         matrix = np.asarray(matrix)
     if problem := matrix_problem(matrix, counts=True):
-        raise ValueError(f"{_field(layer)} {problem}. GENEX needs raw counts: supply them, e.g. from adata.raw or with `layer='counts'`.")
+        raise ValueError(
+            f"{_field(layer)} {problem}. GENEX needs raw counts: supply them, e.g. from adata.raw or with `layer='counts'`."
+        )
     return matrix
 
 

@@ -274,7 +274,11 @@ class GENEX:
         """
         self.configure(recipe)
         published = recipe == "published"
-        preset = PUBLISHED_TRAIN if published else dict(batch_size=DEFAULT_BATCH_SIZE, lr=DEFAULT_LR, n_critic=DEFAULT_N_CRITIC, gp_every=gp_every)
+        preset = (
+            PUBLISHED_TRAIN
+            if published
+            else dict(batch_size=DEFAULT_BATCH_SIZE, lr=DEFAULT_LR, n_critic=DEFAULT_N_CRITIC, gp_every=gp_every)
+        )
         batch_size = preset["batch_size"] if batch_size is None else batch_size
         lr = preset["lr"] if lr is None else lr
         n_critic = preset["n_critic"] if n_critic is None else n_critic
@@ -290,7 +294,10 @@ class GENEX:
         if published:
             optimizer = "dog" if _dog_optimizers() else "adam"
             if optimizer == "adam":
-                logger.warning("GENEX: the published recipe's DoG optimizer (package dog-optimizer) is not installed; using Adam, lr %g.", PUBLISHED_ADAM_LR)
+                logger.warning(
+                    "GENEX: the published recipe's DoG optimizer (package dog-optimizer) is not installed; using Adam, lr %g.",
+                    PUBLISHED_ADAM_LR,
+                )
                 lr = PUBLISHED_ADAM_LR if lr == PUBLISHED_TRAIN["lr"] else lr
         self.train_args = {
             "recipe": recipe, "max_epochs": max_epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
@@ -420,7 +427,12 @@ class GENEX:
         batches = self._codes[:, 0]
         groups = G.fit_groups(coords, batches, module.n_groups if self.module_args.get("fixed_groups") else None, seed)
         with torch.no_grad():
-            for name, value in (("pca_mean", mean), ("pca_components", components), ("reference_coords", coords), ("reference_groups", groups)):
+            for name, value in (
+                ("pca_mean", mean),
+                ("pca_components", components),
+                ("reference_coords", coords),
+                ("reference_groups", groups),
+            ):
                 getattr(module, name).copy_(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)))
             module.reference_batches.copy_(torch.from_numpy(batches))
             groups_t = module.reference_groups

@@ -140,7 +140,12 @@ class Generator(nn.Module):
         self.n_batches = n_levels[0]
         self.n_groups = n_groups
         self.first_covariate = 2 if label_conditioned else 1
-        self.feed_covariates, self.use_offsets, self.keep_zeros, self.zero_neutral = feed_covariates, offsets, keep_zeros, zero_neutral
+        self.feed_covariates, self.use_offsets, self.keep_zeros, self.zero_neutral = (
+            feed_covariates,
+            offsets,
+            keep_zeros,
+            zero_neutral,
+        )
         self.batch_embedding = nn.Embedding(self.n_batches + 1, embedding_dim)
         self.group_embedding = nn.Linear(n_groups, embedding_dim, bias=False)
         covariates = self.n_levels[self.first_covariate :]
@@ -195,7 +200,12 @@ class Generator(nn.Module):
         return shift
 
     def forward(
-        self, x: torch.Tensor, source: torch.Tensor, target: torch.Tensor, groups: torch.Tensor, with_residual: bool = False,
+        self,
+        x: torch.Tensor,
+        source: torch.Tensor,
+        target: torch.Tensor,
+        groups: torch.Tensor,
+        with_residual: bool = False,
         unmasked: bool = False,
     ):
         """Translate ``x`` from its ``source`` codes to ``target`` codes.
@@ -237,7 +247,14 @@ class Discriminator(nn.Module):
     """
 
     def __init__(
-        self, n_genes: int, n_levels: Sequence[int], n_groups: int, hidden: Sequence[int], latent: int, dropout: float, n_classes: int
+        self,
+        n_genes: int,
+        n_levels: Sequence[int],
+        n_groups: int,
+        hidden: Sequence[int],
+        latent: int,
+        dropout: float,
+        n_classes: int,
     ):
         super().__init__()
         widths = [n_genes, *hidden, latent]

@@ -6,9 +6,9 @@ from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from genex_core.preprocessing import log_normalize
+from workflow_scripts.baseline import run_unintegrated
 from workflow_scripts.contract import to_contract
 from workflow_scripts.controls import run_shuffled, run_truth
-from workflow_scripts.baseline import run_unintegrated
 from workflow_scripts.registry import CONTROLS, EXPRESSION_METHODS, METHODS
 
 

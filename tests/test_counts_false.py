@@ -99,4 +99,3 @@ def test_genex_training_failure_is_still_reported_as_failed(both, tmp_path):
     explain_to_csv("random", paths["counts"], table)
     scores = score_explanations(paths["counts"], [table], tmp_path / "explain.csv", {"genex": "MemoryError: out"})
     assert (scores.loc[scores["method"] == "genex", "status"] == "failed: MemoryError: out").all()
-

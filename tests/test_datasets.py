@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from anndata._io.specs.registry import IORegistryError
 
 from workflow_scripts.contract import DatasetError, to_contract, validate_dataset
 from workflow_scripts.datasets import load_dataset, prepare_dataset, read_splatter_dir, write_h5ad_atomic
@@ -135,7 +136,7 @@ def test_atomic_write_leaves_nothing_on_failure(adata, tmp_path):
     a = adata.copy()
     a.uns["unwritable"] = object()
     target = tmp_path / "data.h5ad"
-    with pytest.raises(Exception):
+    with pytest.raises(IORegistryError, match="unwritable"):
         write_h5ad_atomic(a, target)
     assert list(tmp_path.iterdir()) == []
 
@@ -146,7 +147,9 @@ def test_splatter_folder_import(splatter_reference):
     assert a.obs["batch"].value_counts().to_dict() == {"Batch1": 600, "Batch2": 400}
     assert {"de_factor_Group1", "batch_factor_Batch2"} <= set(a.var.columns)
     assert a.layers["batchfree_means"].shape == a.shape
-    np.testing.assert_allclose(a.layers["batchfree_means"].sum(1), pd.read_csv(splatter_reference / "cells_extra.csv")["ExpLibSize"], rtol=1e-5)
+    np.testing.assert_allclose(
+        a.layers["batchfree_means"].sum(1), pd.read_csv(splatter_reference / "cells_extra.csv")["ExpLibSize"], rtol=1e-5
+    )
     out = to_contract(a, "splatter_reference")
     assert out.uns["dataset"]["label_key"] == "cell_type"
 

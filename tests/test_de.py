@@ -52,10 +52,16 @@ def test_comparisons_cover_types_pairs_and_covariate_levels_within_types(strong)
     comps = comparisons(strong.obs, "cell_type", ["condition"])
     types = ["Group1", "Group2", "Group3"]
     assert comps[:3] == [Comparison("cell_type", t, REST) for t in types]
-    assert comps[3:6] == [Comparison("cell_type", "Group1", "Group2"), Comparison("cell_type", "Group1", "Group3"), Comparison("cell_type", "Group2", "Group3")]
+    assert comps[3:6] == [
+        Comparison("cell_type", "Group1", "Group2"),
+        Comparison("cell_type", "Group1", "Group3"),
+        Comparison("cell_type", "Group2", "Group3"),
+    ]
     assert comps[6:] == [Comparison("condition", "case", "control", t) for t in types]
     first, second = comps[6].masks(strong.obs, "cell_type")
-    assert (strong.obs.loc[first, "condition"] == "case").all() and (strong.obs.loc[first | second, "cell_type"] == "Group1").all()
+    assert (strong.obs.loc[first, "condition"] == "case").all() and (
+        strong.obs.loc[first | second, "cell_type"] == "Group1"
+    ).all()
     tiny = strong.obs.iloc[:40].copy()  # too few cells of some levels: skipped, not an error
     assert all(c.masks(tiny, "cell_type")[0].sum() >= 3 for c in comparisons(tiny, "cell_type", ["condition"]))
 
@@ -76,7 +82,9 @@ def test_truth_follows_the_simulated_factors():
     assert true_genes(var, Comparison("sex", "m", "f", "B"), "cell_type").tolist() == [True, False, False, False]
     assert true_genes(var[["de_factor_A"]], Comparison("cell_type", "A", REST), "cell_type") is None
     # a condition effect in A's case cells (gene 1) is DE within A, and between A and B
-    specific = var.assign(cond_factor_ctrl__A=1.0, cond_factor_case__A=[2.0, 1.0, 1.0, 1.0], cond_factor_ctrl__B=1.0, cond_factor_case__B=1.0)
+    specific = var.assign(
+        cond_factor_ctrl__A=1.0, cond_factor_case__A=[2.0, 1.0, 1.0, 1.0], cond_factor_ctrl__B=1.0, cond_factor_case__B=1.0
+    )
     assert true_genes(specific, Comparison("cond", "case", "ctrl", "A"), "cell_type").tolist() == [True, False, False, False]
     assert true_genes(specific, Comparison("cond", "case", "ctrl", "B"), "cell_type").tolist() == [False, False, False, False]
     assert true_genes(specific, Comparison("cell_type", "A", "B"), "cell_type").tolist() == [True, False, True, False]
@@ -136,7 +144,9 @@ def test_null_covariate_counts_invented_discoveries():
 def test_data_without_truth_gets_not_applicable_rows(strong):
     real = strong.copy()
     real.var = real.var[[]]
-    table = de_scores(add_truth(run_workflow("wilcoxon", real, _output(real, "unintegrated")), real.var, "cell_type"), "cell_type")
+    table = de_scores(
+        add_truth(run_workflow("wilcoxon", real, _output(real, "unintegrated")), real.var, "cell_type"), "cell_type"
+    )
     assert table["value"].isna().all() and (table["note"] == NO_TRUTH).all()
 
 

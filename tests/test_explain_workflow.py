@@ -11,8 +11,8 @@ from workflow_scripts.contract import to_contract
 from workflow_scripts.de import ALL_CELLS
 from workflow_scripts.de_scores import NULL
 from workflow_scripts.explain_rivals import RIVALS, TABLE_COLUMNS, explain_to_csv, run_rival
-from workflow_scripts.integrate import runner
 from workflow_scripts.explain_scores import BATCH_MIN_LOG_EFFECT, NO_TRUTH, RANKING, Truth, explain_scores, score_explanations
+from workflow_scripts.integrate import runner
 from workflow_scripts.simulate import simulate
 
 # Two batches with a strong batch effect, two cell types, a covariate with strong effects per type.
@@ -21,7 +21,13 @@ STRONG = dict(
     covariates=[dict(name="condition", gene_prob=0.2, facLoc=1.0, per_cell_type=True)],
 )  # fmt: skip
 NULL_COVARIATE = {**STRONG, "covariates": [dict(name="condition", gene_prob=0.0, per_cell_type=True)], "seed": 4}
-SCORED = [("overall", "batch"), ("overall", "cell_type"), ("overall", "condition"), ("per_cell_type", "batch"), ("per_cell_type", "condition")]
+SCORED = [
+    ("overall", "batch"),
+    ("overall", "cell_type"),
+    ("overall", "condition"),
+    ("per_cell_type", "batch"),
+    ("per_cell_type", "condition"),
+]
 FAST = {"mrvi": dict(max_epochs=2)}  # the schema only
 
 

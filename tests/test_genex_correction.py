@@ -58,8 +58,13 @@ def null_data():
     """A null covariate (no gene effect) beside a batch effect: every condition call is false."""
     return simulate(
         dict(
-            nGenes=200, batchCells=[300, 300], group_prob=[0.5, 0.5], de_prob=0.1, de_facLoc=0.3,
-            batch_facLoc=0.2, seed=4,
+            nGenes=200,
+            batchCells=[300, 300],
+            group_prob=[0.5, 0.5],
+            de_prob=0.1,
+            de_facLoc=0.3,
+            batch_facLoc=0.2,
+            seed=4,
             covariates=[dict(name="condition", levels=["control", "case"], gene_prob=0.0, per_cell_type=True)],
         )  # fmt: skip
     )
@@ -81,8 +86,14 @@ def test_zeros_stay_zero_and_no_condition_is_invented(null_data):
 def test_label_free_mixes_a_cell_type_specific_batch_effect():
     data = simulate(
         dict(
-            nGenes=200, batchCells=[250, 250], group_prob=[0.4, 0.3, 0.3], de_prob=0.2, de_facLoc=0.5,
-            batch_facLoc=0.2, batch_interaction_prob=0.5, seed=3,
+            nGenes=200,
+            batchCells=[250, 250],
+            group_prob=[0.4, 0.3, 0.3],
+            de_prob=0.2,
+            de_facLoc=0.5,
+            batch_facLoc=0.2,
+            batch_interaction_prob=0.5,
+            seed=3,
         )  # fmt: skip
     )
     batch, cell_type = data.obs["batch"].to_numpy(), data.obs["cell_type"].to_numpy()
@@ -103,8 +114,13 @@ def test_batch_exclusive_cell_type_is_corrected(label_key):
     labels, or as a soft group found in one batch in label-free mode)."""
     data = simulate(
         dict(
-            nGenes=200, batchCells=[300, 300], group_prob=[[0.3, 0.3, 0.4], [0.5, 0.5, 0.0]], de_prob=0.1,
-            de_facLoc=0.3, batch_facLoc=0.3, seed=11,
+            nGenes=200,
+            batchCells=[300, 300],
+            group_prob=[[0.3, 0.3, 0.4], [0.5, 0.5, 0.0]],
+            de_prob=0.1,
+            de_facLoc=0.3,
+            batch_facLoc=0.3,
+            seed=11,
         )  # fmt: skip
     )
     only = (data.obs["cell_type"] == "Group3").to_numpy()

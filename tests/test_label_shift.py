@@ -64,5 +64,8 @@ def test_small_groups_are_shrunk_toward_their_batch_shift():
     values = sp.csr_matrix(3.0 + rng.normal(0, 1.0, (batches.size, 30)) + 0.5 * batches[:, None])
     shifts = label_shifts(values, batches, labels).reshape(2, 2, -1)
     small, batch0 = shifts[0, 1], shifts[0, 0]
-    raw = values[200:202].toarray().mean(axis=0) - (values[200:202].toarray().mean(axis=0) + values[202:].toarray().mean(axis=0)) / 2
+    raw = (
+        values[200:202].toarray().mean(axis=0)
+        - (values[200:202].toarray().mean(axis=0) + values[202:].toarray().mean(axis=0)) / 2
+    )
     assert np.abs(small - batch0).mean() < 0.5 * np.abs(raw - batch0).mean()

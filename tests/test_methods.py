@@ -10,8 +10,8 @@ import pytest
 from genex_core import GENEX
 from genex_core.preprocessing import log_normalize
 from workflow_scripts import integrate as integrate_module
-from workflow_scripts.contract import to_contract
 from workflow_scripts.baseline import run_unintegrated
+from workflow_scripts.contract import to_contract
 from workflow_scripts.integrate import failure_record_path, integrate, runner
 from workflow_scripts.methods import run_harmony
 from workflow_scripts.registry import EXPRESSION_METHODS, METHODS
@@ -149,7 +149,16 @@ def test_integrate_writes_the_output_contract(method, data_path, shuffled, tmp_p
     if method in EXPRESSION_METHODS:
         assert out.layers["corrected"].dtype == np.float32 and out.layers["corrected"].shape == shuffled.shape
     info = out.uns["method"]
-    assert set(info) == {"name", "version", "params", "seed", "wall_time_s", "peak_memory_mb", "returns_expression", "uses_labels"}
+    assert set(info) == {
+        "name",
+        "version",
+        "params",
+        "seed",
+        "wall_time_s",
+        "peak_memory_mb",
+        "returns_expression",
+        "uses_labels",
+    }
     assert info["name"] == method and info["seed"] == 1 and info["params"]["n_comps"] == 10
     assert info["wall_time_s"] > 0 and info["peak_memory_mb"] > 0
     assert bool(info["returns_expression"]) == (method in EXPRESSION_METHODS)

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from workflow_scripts import scib_scores
+from workflow_scripts.baseline import run_unintegrated
 from workflow_scripts.contract import to_contract
 from workflow_scripts.integrate import integrate
-from workflow_scripts.baseline import run_unintegrated
 from workflow_scripts.registry import CONTROLS, EXPRESSION_METHODS
 from workflow_scripts.scib_scores import (
     BATCH_WEIGHT,

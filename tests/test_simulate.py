@@ -156,7 +156,7 @@ def test_no_batch_effect_truth_is_the_raw_expectation(tiny_params):
     assert (a.var.filter(like="batch_factor_") == 1).all().all()
     groups = a.obs["cell_type"].to_numpy()
     var = a.var
-    cells = zip(groups, a.obs["batch"])
+    cells = zip(groups, a.obs["batch"], strict=False)
     profile = np.stack([var["gene_mean"] * var[f"de_factor_{g}"] * var[f"batch_factor_{b}"] for g, b in cells])
     expected_x = a.obs["exp_lib_size"].to_numpy()[:, None] * profile / profile.sum(1, keepdims=True)
     np.testing.assert_allclose(a.layers["batchfree_means"], expected_x, rtol=1e-6)
@@ -170,8 +170,16 @@ def test_no_batch_effect_truth_is_the_raw_expectation(tiny_params):
 
 def test_per_batch_technical_parameters_that_agree_change_nothing(tiny_params):
     plain = simulate(dict(tiny_params, dropout_type="experiment", dropout_mid=2.0, dropout_shape=-1.0))
-    per_batch = simulate(dict(tiny_params, lib_loc=[11.0, 11.0], lib_scale=[0.2, 0.2],
-                              dropout_type="batch", dropout_mid=[2.0, 2.0], dropout_shape=[-1.0, -1.0]))
+    per_batch = simulate(
+        dict(
+            tiny_params,
+            lib_loc=[11.0, 11.0],
+            lib_scale=[0.2, 0.2],
+            dropout_type="batch",
+            dropout_mid=[2.0, 2.0],
+            dropout_shape=[-1.0, -1.0],
+        )
+    )
     for m in ("batchfree_counts", "batchfree_means"):
         assert (sp.csr_matrix(plain.layers[m]) != sp.csr_matrix(per_batch.layers[m])).nnz == 0
     assert (plain.X != per_batch.X).nnz == 0
@@ -180,8 +188,17 @@ def test_per_batch_technical_parameters_that_agree_change_nothing(tiny_params):
 
 def test_platform_batches_differ_in_depth_and_dropout_but_the_truth_does_not(tiny_params):
     loc, scale, mid = [11.0, 10.0], [0.2, 0.3], [0.0, 1.0]
-    a = simulate(dict(tiny_params, batchCells=[1000, 1000], lib_loc=loc, lib_scale=scale,
-                      dropout_type="batch", dropout_mid=mid, dropout_shape=[-1.0, -1.0]))
+    a = simulate(
+        dict(
+            tiny_params,
+            batchCells=[1000, 1000],
+            lib_loc=loc,
+            lib_scale=scale,
+            dropout_type="batch",
+            dropout_mid=mid,
+            dropout_shape=[-1.0, -1.0],
+        )
+    )
     b1 = (a.obs["batch"] == "Batch1").to_numpy()
 
     def zeros(m, cells):
@@ -198,8 +215,9 @@ def test_platform_batches_differ_in_depth_and_dropout_but_the_truth_does_not(tin
     np.testing.assert_allclose(a.layers["batchfree_means"].sum(1), a.obs["batchfree_lib_size"], rtol=1e-4)
 
 
-PATHS = dict(nGenes=400, batchCells=[200, 200], group_prob=[0.5, 0.5], de_prob=0.3, de_facLoc=0.5,
-             method="paths", path_nSteps=40, seed=5)
+PATHS = dict(
+    nGenes=400, batchCells=[200, 200], group_prob=[0.5, 0.5], de_prob=0.3, de_facLoc=0.5, method="paths", path_nSteps=40, seed=5
+)
 
 
 def test_paths_are_continuous(tmp_path):

@@ -6,18 +6,23 @@ import pandas as pd
 import pytest
 
 from genex_core.preprocessing import log_normalize
+from workflow_scripts.baseline import run_unintegrated
 from workflow_scripts.contract import to_contract
 from workflow_scripts.controls import run_truth
-from workflow_scripts.baseline import run_unintegrated
-from workflow_scripts.score_table import COLUMNS
+from workflow_scripts.score_table import COLUMNS, score_dataset
 from workflow_scripts.simulate import simulate
-from workflow_scripts.score_table import score_dataset
 from workflow_scripts.truth_scores import METRICS, NO_TRUTH, expression_scores, missing_rows
 
 # A visible batch effect that differs by cell type, so it also biases the cell types' fold changes.
 BATCHY = dict(
-    nGenes=300, batchCells=[150, 100], group_prob=[0.5, 0.3, 0.2], de_prob=0.2, de_facLoc=0.5, batch_facLoc=0.5,
-    batch_interaction_prob=0.5, seed=11
+    nGenes=300,
+    batchCells=[150, 100],
+    group_prob=[0.5, 0.3, 0.2],
+    de_prob=0.2,
+    de_facLoc=0.5,
+    batch_facLoc=0.5,
+    batch_interaction_prob=0.5,
+    seed=11,
 )
 DISTANCES = ["mse", "wasserstein"]
 FIDELITIES = ["pearson_gene", "pearson_cell", "lfc_correlation"]

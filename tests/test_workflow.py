@@ -20,7 +20,10 @@ SPLATTER_REFERENCE = REPO.parent / "shared" / "reference" / "splatter_reference"
 def snakemake(*args, cwd=REPO, timeout=600):
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -36,9 +39,23 @@ def test_lint_is_clean():
 
 
 def test_default_config_dry_run(tmp_path):
-    run = snakemake("--dry-run", "--cores", "2", "--configfile", str(REPO / "config" / "config.yaml"), "--directory", str(tmp_path))
+    run = snakemake(
+        "--dry-run", "--cores", "2", "--configfile", str(REPO / "config" / "config.yaml"), "--directory", str(tmp_path)
+    )
     assert run.returncode == 0, run.stderr
-    jobs = ("dataset", "integrate_genex", "integrate_scvi", "integrate_truth", "score_scib", "score_expression", "score_de", "de_raw_counts", "truth_summary", "explain_genex", "score_explain")
+    jobs = (
+        "dataset",
+        "integrate_genex",
+        "integrate_scvi",
+        "integrate_truth",
+        "score_scib",
+        "score_expression",
+        "score_de",
+        "de_raw_counts",
+        "truth_summary",
+        "explain_genex",
+        "score_explain",
+    )
     for job in jobs:
         assert f"rule {job}:" in run.stdout or f"localrule {job}:" in run.stdout, job
     assert "explain/genex_translation.csv.gz" in run.stdout  # a second GENEX explanation, by name
@@ -70,8 +87,14 @@ def test_tiny_config_runs_end_to_end(tmp_path):
         record.parent.mkdir(parents=True)
         record.write_text(json.dumps({"method": "combat", "dataset": name, "reason": "MemoryError: out of memory"}))
     run = snakemake(
-        "--cores", "2", "--configfile", str(write_config(tmp_path / "c.yaml", config)),
-        "--directory", str(tmp_path), "--config", "report_failures=True",
+        "--cores",
+        "2",
+        "--configfile",
+        str(write_config(tmp_path / "c.yaml", config)),
+        "--directory",
+        str(tmp_path),
+        "--config",
+        "report_failures=True",
     )
     assert run.returncode == 0, run.stderr[-3000:]
     for name in datasets:
@@ -100,9 +123,15 @@ def test_tiny_config_runs_end_to_end(tmp_path):
     assert set(genes["method"]) == {"unintegrated", "label_shift", "scvi", "scanvi"}
     assert set(summary["uses_labels"][summary["method"] == "label_shift"]) == {True}
     # scVI is trained once per dataset (scANVI, scVI DE and its explanation load its model)
-    fits = {p.relative_to(tmp_path / "results" / "logs"): p.read_text().count("`Trainer.fit` stopped") for p in (tmp_path / "results" / "logs").rglob("*.log")}
+    fits = {
+        p.relative_to(tmp_path / "results" / "logs"): p.read_text().count("`Trainer.fit` stopped")
+        for p in (tmp_path / "results" / "logs").rglob("*.log")
+    }
     for name in datasets:
-        assert {str(p) for p, n in fits.items() if n and p.parts[0] == name} == {f"{name}/integrate/scvi.log", f"{name}/integrate/scanvi.log"}
+        assert {str(p) for p, n in fits.items() if n and p.parts[0] == name} == {
+            f"{name}/integrate/scvi.log",
+            f"{name}/integrate/scanvi.log",
+        }
         assert all(fits[p] == 1 for p in fits if fits[p] and p.parts[0] == name)
     assert any(p.name == "scvi_de.log" for p in fits)  # scVI DE ran, without training
 

@@ -81,7 +81,9 @@ def capped_comps(n_comps: int, shape: tuple[int, int]) -> int:
 
 def pca(matrix, n_comps: int, seed: int) -> np.ndarray:
     """PCA scores (cells x components) of ``matrix``, ``n_comps`` capped by its size."""
-    return sc.pp.pca(matrix, n_comps=capped_comps(n_comps, matrix.shape), random_state=seed, svd_solver="arpack").astype(np.float32)
+    return sc.pp.pca(matrix, n_comps=capped_comps(n_comps, matrix.shape), random_state=seed, svd_solver="arpack").astype(
+        np.float32
+    )
 
 
 def preprocess(adata: ad.AnnData, batch_key: str, n_hvg: int = N_HVG) -> Preprocessed:

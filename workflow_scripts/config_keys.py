@@ -45,7 +45,9 @@ def _unknown_keys(node, schema: Mapping, where: str, root: Mapping) -> list[str]
                 allowed = list(properties) + [f"keys matching {p}" for p in patterns]
                 close = difflib.get_close_matches(str(key), list(properties), n=1)
                 hint = f" Did you mean '{close[0]}'?" if close else ""
-                problems.append(f"unknown key '{key}' in {where or 'the top level'}.{hint} Rename or remove it; allowed there: {', '.join(allowed)}.")
+                problems.append(
+                    f"unknown key '{key}' in {where or 'the top level'}.{hint} Rename or remove it; allowed there: {', '.join(allowed)}."
+                )
     elif isinstance(node, list) and isinstance(schema.get("items"), Mapping):
         for i, item in enumerate(node):
             problems += _unknown_keys(item, schema["items"], f"{where}[{i}]", root)

@@ -83,21 +83,40 @@ def validate_dataset(
         )  # fmt: skip
     if adata.X is None:
         layers = list(adata.layers.keys())
-        fix = f"Set `counts_layer:` in this dataset's config to the layer that holds the raw counts (layers: {layers})." if layers else "Store the raw counts in X."
+        fix = (
+            f"Set `counts_layer:` in this dataset's config to the layer that holds the raw counts (layers: {layers})."
+            if layers
+            else "Store the raw counts in X."
+        )
         raise DatasetError(dataset, "X", "is None (the file holds no X matrix)", fix)
     _check_keys(dataset, batch_key, label_key, covariates)
     for axis, names in (("obs_names", adata.obs_names), ("var_names", adata.var_names)):
         if names.has_duplicates:
             dups = names[names.duplicated()].unique()[:5].tolist()
-            raise DatasetError(dataset, axis, f"{names.duplicated().sum()} duplicated names, e.g. {dups}", f"Make them unique (`adata.{axis}_make_unique()`).")
+            raise DatasetError(
+                dataset,
+                axis,
+                f"{names.duplicated().sum()} duplicated names, e.g. {dups}",
+                f"Make them unique (`adata.{axis}_make_unique()`).",
+            )
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise DatasetError(dataset, "X", f"is empty ({adata.n_obs} cells x {adata.n_vars} genes)", "Supply a non-empty matrix.")
     check_matrix(dataset, "X", adata.X, counts)
     for role, key in [("batch_key", batch_key), ("label_key", label_key)] + [("covariates", c) for c in covariates]:
         if key not in adata.obs:
-            raise DatasetError(dataset, f"obs['{key}']", f"is missing (named by {role}); obs has {list(adata.obs.columns)}", f"Set `{role}` in the config to one of these columns.")
+            raise DatasetError(
+                dataset,
+                f"obs['{key}']",
+                f"is missing (named by {role}); obs has {list(adata.obs.columns)}",
+                f"Set `{role}` in the config to one of these columns.",
+            )
         if adata.obs[key].isna().any():
-            raise DatasetError(dataset, f"obs['{key}']", f"has {int(adata.obs[key].isna().sum())} missing values", "Fill or drop those cells before import.")
+            raise DatasetError(
+                dataset,
+                f"obs['{key}']",
+                f"has {int(adata.obs[key].isna().sum())} missing values",
+                "Fill or drop those cells before import.",
+            )
         sizes = adata.obs[key].astype(str).value_counts()
         single = sorted(sizes.index[sizes < 2])
         if single:
@@ -108,7 +127,12 @@ def validate_dataset(
             )  # fmt: skip
     n_batches = adata.obs[batch_key].nunique()
     if n_batches < 2:
-        raise DatasetError(dataset, f"obs['{batch_key}']", f"has {n_batches} level; integration needs at least 2 batches", "Check `batch_key`, or combine this dataset with another batch.")
+        raise DatasetError(
+            dataset,
+            f"obs['{batch_key}']",
+            f"has {n_batches} level; integration needs at least 2 batches",
+            "Check `batch_key`, or combine this dataset with another batch.",
+        )
     for layer, is_counts in ((TRUTH_MEANS, False), (TRUTH_COUNTS, True)):
         if layer in adata.layers:
             check_matrix(dataset, f"layers['{layer}']", adata.layers[layer], is_counts)
@@ -117,7 +141,12 @@ def validate_dataset(
 def _check_keys(dataset: str, batch_key: str, label_key: str, covariates: Sequence[str]) -> None:
     """The batch, the label and each covariate name different columns."""
     if isinstance(covariates, str):
-        raise DatasetError(dataset, "covariates", f"is the string '{covariates}', not a list", f"Write it as a list: `covariates: [{covariates}]`.")
+        raise DatasetError(
+            dataset,
+            "covariates",
+            f"is the string '{covariates}', not a list",
+            f"Write it as a list: `covariates: [{covariates}]`.",
+        )
     if label_key == batch_key:
         raise DatasetError(
             dataset, "label_key", f"names obs['{label_key}'], which is also the batch_key",
@@ -158,7 +187,10 @@ def to_contract(
     if TRUTH_COUNTS in adata.layers:
         adata.layers[TRUTH_COUNTS] = sp.csr_matrix(adata.layers[TRUTH_COUNTS], dtype=np.float32)
     if TRUTH_MEANS in adata.layers:
-        adata.layers[TRUTH_MEANS] = np.asarray(adata.layers[TRUTH_MEANS].toarray() if sp.issparse(adata.layers[TRUTH_MEANS]) else adata.layers[TRUTH_MEANS], dtype=np.float32)
+        adata.layers[TRUTH_MEANS] = np.asarray(
+            adata.layers[TRUTH_MEANS].toarray() if sp.issparse(adata.layers[TRUTH_MEANS]) else adata.layers[TRUTH_MEANS],
+            dtype=np.float32,
+        )
     for key in (batch_key, label_key, *covariates):
         column = adata.obs[key]  # a categorical keeps its order: a covariate's first level is its reference
         order = [str(c) for c in column.cat.categories] if isinstance(column.dtype, pd.CategoricalDtype) else None
@@ -172,4 +204,3 @@ def to_contract(
         "source": source,
     }
     return adata
-

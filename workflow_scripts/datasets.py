@@ -68,7 +68,12 @@ def _orient(counts, cells: pd.DataFrame, genes: pd.DataFrame, path: Path, datase
         by_gene = scipy.stats.spearmanr(np.asarray(counts.mean(axis=0)).ravel(), means).statistic
         by_cell = scipy.stats.spearmanr(np.asarray(counts.mean(axis=1)).ravel(), means).statistic
         if by_cell > by_gene:
-            raise DatasetError(dataset, str(path), f"{transposed}: its row means follow genes.csv's {column} (Spearman {by_cell:.2f}), its column means do not ({by_gene:.2f})", fix)
+            raise DatasetError(
+                dataset,
+                str(path),
+                f"{transposed}: its row means follow genes.csv's {column} (Spearman {by_cell:.2f}), its column means do not ({by_gene:.2f})",
+                fix,
+            )
     return counts
 
 
@@ -95,7 +100,9 @@ def read_splatter_dir(folder: str | Path, dataset: str | None = None) -> ad.AnnD
     counts = _orient(_read_mtx(folder / "counts.mtx.gz", dataset), cells, genes, folder / "counts.mtx.gz", dataset)
     counts = sp.csr_matrix(counts, dtype=np.float32)
 
-    obs = pd.DataFrame({BATCH_KEY: cells["Batch"].astype(str), LABEL_KEY: cells["Group"].astype(str)}, index=cells.index.astype(str))
+    obs = pd.DataFrame(
+        {BATCH_KEY: cells["Batch"].astype(str), LABEL_KEY: cells["Group"].astype(str)}, index=cells.index.astype(str)
+    )
     var = pd.DataFrame(index=genes.index.astype(str))
     for column in genes.columns:
         if m := re.fullmatch(r"DEFac(.+)", column):

@@ -68,7 +68,9 @@ class Comparison:
 
     def masks(self, obs: pd.DataFrame, label_key: str) -> tuple[np.ndarray, np.ndarray]:
         values = obs[self.covariate].astype(str).to_numpy()
-        within = np.ones(len(obs), bool) if self.cell_type == ALL_CELLS else obs[label_key].astype(str).to_numpy() == self.cell_type
+        within = (
+            np.ones(len(obs), bool) if self.cell_type == ALL_CELLS else obs[label_key].astype(str).to_numpy() == self.cell_type
+        )
         first = within & (values == self.level)
         second = within & (values != self.level if self.reference == REST else values == self.reference)
         return first, second
@@ -136,9 +138,13 @@ def wilcoxon(values: np.ndarray, obs: pd.DataFrame, genes, label_key: str, comps
         first, second = comp.masks(obs, label_key)
         cells = first | second
         group = pd.Categorical(np.where(first[cells], "first", "second"), categories=["first", "second"])
-        sub = ad.AnnData(X=values[cells], obs=pd.DataFrame({"group": group}, index=obs.index[cells]), var=pd.DataFrame(index=genes))
+        sub = ad.AnnData(
+            X=values[cells], obs=pd.DataFrame({"group": group}, index=obs.index[cells]), var=pd.DataFrame(index=genes)
+        )
         with np.errstate(invalid="ignore"):  # fold changes of negative values (ComBat's) are NaN
-            sc.tl.rank_genes_groups(sub, "group", groups=["first"], reference="second", method="wilcoxon", corr_method="bonferroni", pts=True)
+            sc.tl.rank_genes_groups(
+                sub, "group", groups=["first"], reference="second", method="wilcoxon", corr_method="bonferroni", pts=True
+            )
             sc.tl.filter_rank_genes_groups(sub, min_in_group_fraction=0.25, min_fold_change=0)
         result = sc.get.rank_genes_groups_df(sub, "first").set_index("names").reindex(genes)
         kept = pd.DataFrame(sub.uns["rank_genes_groups_filtered"]["names"])["first"].dropna()
@@ -170,7 +176,9 @@ def ols_t_tests(y: np.ndarray, design: np.ndarray, column: int) -> tuple[np.ndar
     return t, 2 * scipy.stats.t.sf(np.abs(t), df)
 
 
-def ols_batch(lognorm: np.ndarray, obs: pd.DataFrame, genes, batch_key: str, label_key: str, comps: list[Comparison]) -> list[pd.DataFrame]:
+def ols_batch(
+    lognorm: np.ndarray, obs: pd.DataFrame, genes, batch_key: str, label_key: str, comps: list[Comparison]
+) -> list[pd.DataFrame]:
     """Per-gene linear model with batch as a covariate (see the module docstring); a
     comparison of batches is adjusted for the cell type instead."""
     tables = []
@@ -188,7 +196,9 @@ def ols_batch(lognorm: np.ndarray, obs: pd.DataFrame, genes, batch_key: str, lab
     return tables
 
 
-def scvi_de(data: ad.AnnData, label_key: str, comps: list[Comparison], *, seed: int, threads: int, model_dir=None) -> list[pd.DataFrame]:
+def scvi_de(
+    data: ad.AnnData, label_key: str, comps: list[Comparison], *, seed: int, threads: int, model_dir=None
+) -> list[pd.DataFrame]:
     """Batch-corrected DE per comparison from the dataset's scVI model (trained once, by
     ``integrate_scvi``, on the HVGs' raw counts; genes it did not model get no score).
 
@@ -197,7 +207,9 @@ def scvi_de(data: ad.AnnData, label_key: str, comps: list[Comparison], *, seed: 
     """
     require_counts(data, "scvi_de")
     if model_dir is None:
-        raise ValueError("scvi_de reads the dataset's trained scVI model (rule integrate_scvi): add `scvi` to the config's methods, or see why it failed")
+        raise ValueError(
+            "scvi_de reads the dataset's trained scVI model (rule integrate_scvi): add `scvi` to the config's methods, or see why it failed"
+        )
     import scvi
     import torch
 
@@ -223,7 +235,9 @@ def scvi_de(data: ad.AnnData, label_key: str, comps: list[Comparison], *, seed: 
     return tables
 
 
-def run_workflow(workflow: str, data: ad.AnnData, integrated: ad.AnnData | None = None, *, seed: int = 0, threads: int = 1, **params) -> pd.DataFrame:
+def run_workflow(
+    workflow: str, data: ad.AnnData, integrated: ad.AnnData | None = None, *, seed: int = 0, threads: int = 1, **params
+) -> pd.DataFrame:
     """One workflow on one dataset: the per-gene table of every comparison.
 
     ``wilcoxon`` tests ``integrated.layers["corrected"]`` (an output without corrected values
@@ -243,7 +257,11 @@ def run_workflow(workflow: str, data: ad.AnnData, integrated: ad.AnnData | None 
     with threadpool_limits(threads):
         if workflow == "wilcoxon":
             method = integrated.uns[METHOD_UNS]["name"]
-            tables = wilcoxon(integrated.layers[CORRECTED], data.obs, data.var_names, label_key, comps) if CORRECTED in integrated.layers else []
+            tables = (
+                wilcoxon(integrated.layers[CORRECTED], data.obs, data.var_names, label_key, comps)
+                if CORRECTED in integrated.layers
+                else []
+            )
         elif workflow == "ols_batch":
             method = "unintegrated"
             tables = ols_batch(log_expression(data), data.obs, data.var_names, batch_key, label_key, comps)
@@ -254,4 +272,3 @@ def run_workflow(workflow: str, data: ad.AnnData, integrated: ad.AnnData | None 
         else:
             raise ValueError(f"unknown DE workflow '{workflow}'; known: {WORKFLOWS}")
     return _finish(tables, info["name"], method, workflow)
-

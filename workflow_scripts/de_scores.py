@@ -37,9 +37,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
+from genex_core._atomic import replace_atomically
 from workflow_scripts.contract import DATASET_UNS, NEEDS_COUNTS, NeedsRawCounts
 from workflow_scripts.de import GENE_COLUMNS, REST, Comparison, run_workflow
-from genex_core._atomic import replace_atomically
 from workflow_scripts.registry import EXPRESSION_METHODS
 from workflow_scripts.rule_log import log_to_file
 from workflow_scripts.score_table import COLUMNS, OK, read_failures, read_score_table, score_dataset, write_table
@@ -64,7 +64,9 @@ def true_genes(var: pd.DataFrame, comp: Comparison, label_key: str) -> np.ndarra
         others = [t for t in types if t != comp.level] if comp.reference == REST else [comp.reference]
         if comp.level not in types or not others or not set(others) <= set(types):
             return None
-        effects = sorted({c.rsplit("__", 1)[0] for c in var.columns if "_factor_" in c and "__" in c and not c.startswith("batch_factor_")})
+        effects = sorted(
+            {c.rsplit("__", 1)[0] for c in var.columns if "_factor_" in c and "__" in c and not c.startswith("batch_factor_")}
+        )
         first = _type_factors(var, comp.level, effects)
         return np.any([(first != _type_factors(var, t, effects)).any(axis=1) for t in others], axis=0)
 
@@ -145,7 +147,9 @@ def status_of(reason: str) -> str:
 
 def skipped_rows(dataset: str, method: str, workflow: str, status: str, note: str = "") -> pd.DataFrame:
     """NaN rows, one per metric, of a workflow that did not run (``status`` says why)."""
-    return pd.DataFrame([(dataset, method, workflow, "all", metric, "raw", np.nan, note, status) for metric in METRICS], columns=COLUMNS)
+    return pd.DataFrame(
+        [(dataset, method, workflow, "all", metric, "raw", np.nan, note, status) for metric in METRICS], columns=COLUMNS
+    )
 
 
 def missing_rows(dataset: str, statuses: Mapping[str, str]) -> pd.DataFrame:
@@ -161,7 +165,15 @@ def missing_rows(dataset: str, statuses: Mapping[str, str]) -> pd.DataFrame:
 
 
 def de_to_csv(
-    workflow: str, data_path, integrated_path, genes_csv, scores_csv, *, seed: int = 0, threads: int = 1, params: dict | None = None
+    workflow: str,
+    data_path,
+    integrated_path,
+    genes_csv,
+    scores_csv,
+    *,
+    seed: int = 0,
+    threads: int = 1,
+    params: dict | None = None,
 ) -> pd.DataFrame:
     """Rule entry point: run one DE workflow, write its per-gene table (with ``is_true``) and
     its scores against the truth. A workflow that needs raw counts on a ``counts: false``
@@ -170,12 +182,16 @@ def de_to_csv(
     integrated = ad.read_h5ad(integrated_path) if integrated_path else None
     label_key = data.uns[DATASET_UNS]["label_key"]
     try:
-        genes = add_truth(run_workflow(workflow, data, integrated, seed=seed, threads=threads, **(params or {})), data.var, label_key)
+        genes = add_truth(
+            run_workflow(workflow, data, integrated, seed=seed, threads=threads, **(params or {})), data.var, label_key
+        )
         scores = de_scores(genes, label_key)
     except NeedsRawCounts as skip:
         print(skip, flush=True)
         genes = pd.DataFrame(columns=[*GENE_COLUMNS, "is_true"])
-        scores = skipped_rows(data.uns[DATASET_UNS]["name"], "unintegrated", workflow, NEEDS_COUNTS, "the dataset declares counts: false")
+        scores = skipped_rows(
+            data.uns[DATASET_UNS]["name"], "unintegrated", workflow, NEEDS_COUNTS, "the dataset declares counts: false"
+        )
     for path, table in ((genes_csv, genes), (scores_csv, scores)):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(path, index=False)

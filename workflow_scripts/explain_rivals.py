@@ -83,8 +83,15 @@ def random_scores(genes, comps: list[Comparison], seed: int) -> list[pd.DataFram
 
 
 def mrvi(
-    data: ad.AnnData, batch_key: str, label_key: str, covariates, comps: list[Comparison],
-    *, seed: int, threads: int, max_epochs=None,
+    data: ad.AnnData,
+    batch_key: str,
+    label_key: str,
+    covariates,
+    comps: list[Comparison],
+    *,
+    seed: int,
+    threads: int,
+    max_epochs=None,
 ) -> list[pd.DataFrame]:
     """MrVI on all genes' raw counts, sample = batch x covariate levels; per-gene scores from
     its per-cell log fold changes of each covariate level (see the module docstring)."""
@@ -155,9 +162,7 @@ def run_rival(rival: str, data: ad.AnnData, *, seed: int = 0, threads: int = 1, 
     return tidy(table, info["name"], rival)
 
 
-def run_genex(
-    data: ad.AnnData, model_dir, *, name: str = GENEX, seed: int = 0, threads: int = 1, **params
-) -> pd.DataFrame:
+def run_genex(data: ad.AnnData, model_dir, *, name: str = GENEX, seed: int = 0, threads: int = 1, **params) -> pd.DataFrame:
     """GENEX's explanation table, as method ``name``: every covariate the model was conditioned
     on, overall and (label-conditioned models) within each cell type. ``params`` go to
     ``GENEX.explain``."""
@@ -191,7 +196,10 @@ def explain_to_csv(
     without reading the model."""
     data = ad.read_h5ad(data_path)
     if needs_counts(method) and not has_counts(data):
-        print(f"{method} models raw counts; dataset '{data.uns[DATASET_UNS]['name']}' declares `counts: false`: {NEEDS_COUNTS}", flush=True)
+        print(
+            f"{method} models raw counts; dataset '{data.uns[DATASET_UNS]['name']}' declares `counts: false`: {NEEDS_COUNTS}",
+            flush=True,
+        )
         table = pd.DataFrame(columns=TABLE_COLUMNS)
     elif method.split("_")[0] == GENEX:
         table = run_genex(data, model_dir, name=method, seed=seed, threads=threads, **(params or {}))
@@ -208,4 +216,6 @@ if __name__ == "__main__":
     smk = snakemake  # noqa: F821 (injected by Snakemake's script: directive)
     with log_to_file(smk.log[0]):  # one dataset's methods, each to its own table
         for method, output, params in zip(smk.params.methods, smk.output, smk.params.params, strict=True):
-            explain_to_csv(method, smk.input.data, output, smk.input.get("model"), seed=smk.params.seed, threads=smk.threads, params=params)
+            explain_to_csv(
+                method, smk.input.data, output, smk.input.get("model"), seed=smk.params.seed, threads=smk.threads, params=params
+            )

@@ -48,7 +48,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from workflow_scripts.contract import DATASET_UNS, NEEDS_COUNTS, has_counts
 from workflow_scripts.de import ALL_CELLS, REST, Comparison
-from workflow_scripts.de_scores import NULL, status_of, true_genes as de_true_genes
+from workflow_scripts.de_scores import NULL, status_of
+from workflow_scripts.de_scores import true_genes as de_true_genes
 from workflow_scripts.explain_rivals import GENEX, KEYS, RIVALS, needs_counts
 from workflow_scripts.score_table import COLUMNS, OK, read_score_table
 
@@ -187,7 +188,18 @@ def failure_rows(dataset: str, failures: Mapping[str, str]) -> pd.DataFrame:
     """NaN rows for an explanation method that could not run (GENEX whose training failed;
     a reason ``skipped: ...`` is shown as the status as it is)."""
     rows = [
-        (dataset, method, "control" if method == CONTROL else "method", "overall", "all", metric, "raw", np.nan, "", status_of(reason))
+        (
+            dataset,
+            method,
+            "control" if method == CONTROL else "method",
+            "overall",
+            "all",
+            metric,
+            "raw",
+            np.nan,
+            "",
+            status_of(reason),
+        )
         for method, reason in failures.items()
         for metric in RANKING
     ]

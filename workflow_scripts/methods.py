@@ -223,7 +223,9 @@ def run_scanvi(adata, batch_key, label_key, *, seed, threads, pretrained, max_ep
     with threadpool_limits(threads):
         base = scvi.model.SCVI.load(str(pretrained))
         if not base.adata.obs_names.equals(adata.obs_names) or label_key not in base.adata.obs:
-            raise ValueError(f"the scVI model in {pretrained} was trained on other cells or without '{label_key}'; re-run integrate_scvi")
+            raise ValueError(
+                f"the scVI model in {pretrained} was trained on other cells or without '{label_key}'; re-run integrate_scvi"
+            )
         model = scvi.model.SCANVI.from_scvi_model(base, unlabeled_category="unlabeled", labels_key=label_key)
         model.train(max_epochs=max_epochs, enable_progress_bar=False)
         epochs = len(model.history["elbo_train"])
@@ -258,7 +260,9 @@ def run_genex(adata, batch_key, label_key, *, seed, threads, device="auto", **tr
         corrected = model.get_corrected_expression()
         embedding = pca(corrected[:, preprocess(adata, batch_key).hvg], N_COMPS, seed)
     info = _json_safe(model.info)
-    return MethodResult(embedding=embedding, corrected=corrected, params=info, version=package_version("genex-benchmark"), model=model)
+    return MethodResult(
+        embedding=embedding, corrected=corrected, params=info, version=package_version("genex-benchmark"), model=model
+    )
 
 
 def run_genex_label_free(adata, batch_key, label_key, *, seed, threads, **params) -> MethodResult:

@@ -9,7 +9,7 @@ time of each stage.
 
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -51,11 +51,12 @@ def results_markdown(results: str | Path) -> str:
     explained = explained.assign(status="ok", uses_labels=False)
     parts = [
         "# Results of the default benchmark",
-        f"Written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `python -m workflow_scripts.results_doc {results}` "
+        f"Written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python -m workflow_scripts.results_doc {results}` "
         f"from the tables of a run at commit `{commit or 'unknown'}` (config: `config/config.yaml`).",
         "## Verdict\n\nThe best of each group by the mean over datasets; `[labels]`: given the cell-type labels.\n\n"
         + _markdown(headline(verdict(scib, truth, explain))),
-        "## scIB overall (raw; each method's best representation)\n\n" + _markdown(_by_dataset(overall, overall.index == overall.index)),
+        "## scIB overall (raw; each method's best representation)\n\n"
+        + _markdown(_by_dataset(overall, overall.index == overall.index)),
         "## Distance to the batch-free truth (MSE, lower is better)\n\n"
         + _markdown(_by_dataset(truth, (truth["metric"] == "mse") & (truth["representation"] == "corrected"))),
         "## DE between cell types (AUPRC; Wilcoxon on corrected values, or a workflow on raw counts)\n\n"

@@ -31,8 +31,8 @@ status``. ``category`` is ``batch``/``bio`` for metrics and ``total`` for the ro
 import functools
 import time
 import warnings
-from contextlib import contextmanager
 from collections.abc import Callable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from unittest import mock
 

@@ -114,9 +114,7 @@ class SplatParams:
         unknown = set(params) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"unknown simulation parameters: {sorted(unknown)}")
-        covariates = tuple(
-            CovariateParams(**{k: _as_tuple(v) for k, v in c.items()}) for c in params.pop("covariates", ())
-        )
+        covariates = tuple(CovariateParams(**{k: _as_tuple(v) for k, v in c.items()}) for c in params.pop("covariates", ()))
         return cls(**{k: _as_tuple(v) for k, v in params.items()}, covariates=covariates)
 
     def to_dict(self) -> dict:
@@ -252,10 +250,14 @@ def _draw_design(params: SplatParams, rng: np.random.Generator) -> _Design:
         fac = np.ones((n_levels, n_groups, n_genes))
         for lvl in range(1, n_levels):
             draws = n_groups if cov.per_cell_type else 1
-            fac[lvl] = [lognormal_factors(rng, n_genes, cov.gene_prob, cov.downProb, cov.facLoc, cov.facScale) for _ in range(draws)]
+            fac[lvl] = [
+                lognormal_factors(rng, n_genes, cov.gene_prob, cov.downProb, cov.facLoc, cov.facScale) for _ in range(draws)
+            ]
         covariate_fac.append(fac)
 
-    bcv_scale = np.sqrt(params.bcv_df / rng.chisquare(params.bcv_df, n_genes)) if math.isfinite(params.bcv_df) else np.ones(n_genes)
+    bcv_scale = (
+        np.sqrt(params.bcv_df / rng.chisquare(params.bcv_df, n_genes)) if math.isfinite(params.bcv_df) else np.ones(n_genes)
+    )
 
     n_drop = {"none": 1, "experiment": 1, "batch": n_batches, "group": n_groups}
     if params.dropout_type not in n_drop:
@@ -267,18 +269,34 @@ def _draw_design(params: SplatParams, rng: np.random.Generator) -> _Design:
     if params.dropout_type == "batch":
         free_mid, free_shape = (np.full(n_cells, _batch_free(v)) for v in (mid, shape))
 
-    extra_var = {"base_gene_mean": base_mean, "outlier_factor": outlier, "global_batch": global_batch,
-                 "batch_interaction": interacting}
+    extra_var = {
+        "base_gene_mean": base_mean,
+        "outlier_factor": outlier,
+        "global_batch": global_batch,
+        "batch_interaction": interacting,
+    }
     step = path_fac = None
     if params.method == "paths":
         step, path_fac, extra_var["sigma_factor"] = _draw_paths(params, rng, group, path_from, de_fac)
 
     return _Design(
-        batch=batch, group=group, covariate_levels=covariate_levels, lib_size=lib_size,
-        gene_mean=gene_mean, batch_fac=batch_fac, de_fac=de_fac, covariate_fac=covariate_fac,
-        bcv_scale=bcv_scale, dropout_mid=mid[by], dropout_shape=shape[by],
-        free_lib_size=free_lib_size, free_dropout_mid=free_mid, free_dropout_shape=free_shape,
-        step=step, path_fac=path_fac, extra_var=extra_var,
+        batch=batch,
+        group=group,
+        covariate_levels=covariate_levels,
+        lib_size=lib_size,
+        gene_mean=gene_mean,
+        batch_fac=batch_fac,
+        de_fac=de_fac,
+        covariate_fac=covariate_fac,
+        bcv_scale=bcv_scale,
+        dropout_mid=mid[by],
+        dropout_shape=shape[by],
+        free_lib_size=free_lib_size,
+        free_dropout_mid=free_mid,
+        free_dropout_shape=free_shape,
+        step=step,
+        path_fac=path_fac,
+        extra_var=extra_var,
     )
 
 
@@ -354,8 +372,9 @@ def _path_order(path_from: np.ndarray) -> list[int]:
     return order
 
 
-def _bridges(rng: np.random.Generator, start: np.ndarray, end: np.ndarray, sigma_fac: np.ndarray, n: int,
-             knots: int = 5) -> np.ndarray:
+def _bridges(
+    rng: np.random.Generator, start: np.ndarray, end: np.ndarray, sigma_fac: np.ndarray, n: int, knots: int = 5
+) -> np.ndarray:
     """Splatter's ``buildBridges``: one smoothed Brownian bridge per gene, (genes, n).
 
     A random walk of ``knots - 1`` normal steps, its standard deviation drawn uniform on
@@ -402,8 +421,9 @@ def _draw_paths(params: SplatParams, rng: np.random.Generator, group: np.ndarray
     return step, path_fac, sigma
 
 
-def _noisy_counts(rng: np.random.Generator, base: np.ndarray, design: _Design, params: SplatParams,
-                  mid: np.ndarray, shape_k: np.ndarray) -> np.ndarray:
+def _noisy_counts(
+    rng: np.random.Generator, base: np.ndarray, design: _Design, params: SplatParams, mid: np.ndarray, shape_k: np.ndarray
+) -> np.ndarray:
     """BCV gamma noise, Poisson counts and optional dropout (logistic midpoint ``mid`` and
     shape ``shape_k`` per cell) around expected means ``base``."""
     with np.errstate(divide="ignore"):
@@ -424,7 +444,7 @@ def _simulate_chunk(design: _Design, params: SplatParams, cells: np.ndarray, see
     g = design.group[cells]
     de = design.de_fac[g] if design.path_fac is None else design.path_fac[g, design.step[cells]]
     bio = design.gene_mean[None, :] * de
-    for levels, fac in zip(design.covariate_levels, design.covariate_fac):
+    for levels, fac in zip(design.covariate_levels, design.covariate_fac, strict=False):
         bio *= fac[levels[cells], g]
     batched = bio * design.batch_fac[design.batch[cells], g]
     base_batched = design.lib_size[cells, None] * batched / batched.sum(axis=1, keepdims=True)
@@ -472,12 +492,14 @@ def simulate(params: SplatParams | dict, n_threads: int = 1, progress: bool = Fa
     start = time.perf_counter()
     results = []
     with ThreadPoolExecutor(max_workers=max(1, n_threads)) as pool:
-        for i, res in enumerate(pool.map(lambda a: _simulate_chunk(design, params, *a), zip(chunks, seeds)), 1):
+        for i, res in enumerate(pool.map(lambda a: _simulate_chunk(design, params, *a), zip(chunks, seeds, strict=False)), 1):
             results.append(res)
             if progress and (i == len(chunks) or i % max(1, len(chunks) // 4) == 0):
                 print(f"simulate: {i}/{len(chunks)} chunks of cells, {time.perf_counter() - start:.1f} s", flush=True)
-    counts, free_counts, free_means = zip(*results)
-    return _to_anndata(params, design, sp.vstack(counts, format="csr"), sp.vstack(free_counts, format="csr"), np.vstack(free_means))
+    counts, free_counts, free_means = zip(*results, strict=False)
+    return _to_anndata(
+        params, design, sp.vstack(counts, format="csr"), sp.vstack(free_counts, format="csr"), np.vstack(free_means)
+    )
 
 
 def _to_anndata(params: SplatParams, design: _Design, counts, free_counts, free_means) -> ad.AnnData:
@@ -487,7 +509,7 @@ def _to_anndata(params: SplatParams, design: _Design, counts, free_counts, free_
     obs = pd.DataFrame(index=[f"Cell{i + 1}" for i in range(counts.shape[0])])
     obs[BATCH_KEY] = pd.Categorical.from_codes(design.batch, batches)
     obs[LABEL_KEY] = pd.Categorical.from_codes(design.group, groups)
-    for cov, levels in zip(params.covariates, design.covariate_levels):
+    for cov, levels in zip(params.covariates, design.covariate_levels, strict=False):
         obs[cov.name] = pd.Categorical.from_codes(levels, list(cov.levels))
     if design.step is not None:
         obs["step"] = design.step + 1  # Splatter's Step: 1 to path_nSteps
@@ -511,7 +533,7 @@ def _to_anndata(params: SplatParams, design: _Design, counts, free_counts, free_
         for b, bname in enumerate(batches):
             for g, gname in enumerate(groups):
                 var[f"batch_factor_{bname}__{gname}"] = design.batch_fac[b, g]
-    for cov, fac in zip(params.covariates, design.covariate_fac):
+    for cov, fac in zip(params.covariates, design.covariate_fac, strict=False):
         for lvl, level in enumerate(cov.levels):
             if cov.per_cell_type:
                 for g, gname in enumerate(groups):

@@ -12,8 +12,12 @@ from workflow_scripts.simulate import simulate
 
 # The exact call in shared/reference/splatter_reference/README.md, in this project's names.
 REFERENCE_PARAMS = dict(
-    nGenes=1000, batchCells=[600, 400], group_prob=[0.5, 0.3, 0.2], de_prob=0.1,
-    batch_facLoc=0.2, batch_facScale=0.2,
+    nGenes=1000,
+    batchCells=[600, 400],
+    group_prob=[0.5, 0.3, 0.2],
+    de_prob=0.1,
+    batch_facLoc=0.2,
+    batch_facScale=0.2,
 )
 LOG10_MEAN_BINS = np.arange(-2.0, 3.01, 0.5)
 

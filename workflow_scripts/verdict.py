@@ -34,7 +34,13 @@ ASPECTS = (
     Aspect("scIB overall", "scib", "overall"),
     Aspect("distance to the truth (MSE)", "truth", "mse", higher_is_better=False, representation="corrected"),
     Aspect("DE between cell types (AUPRC)", "truth", "auprc", category="cell_type_pair"),
-    Aspect("false DE calls per covariate comparison", "truth", "false_discoveries", higher_is_better=False, category="covariate:condition"),
+    Aspect(
+        "false DE calls per covariate comparison",
+        "truth",
+        "false_discoveries",
+        higher_is_better=False,
+        category="covariate:condition",
+    ),
     Aspect("explanations (AUPRC)", "explain", "auprc"),
 )
 
@@ -80,7 +86,7 @@ def verdict(scib: pd.DataFrame, truth: pd.DataFrame, explain: pd.DataFrame) -> p
         for group, rows in means.groupby("group", sort=False):
             rows = rows.sort_values("mean", ascending=not aspect.higher_is_better)
             ranks = np.arange(1, len(rows) + 1) if group != CONTROL_GROUP else [np.nan] * len(rows)
-            for rank, row in zip(ranks, rows.itertuples()):
+            for rank, row in zip(ranks, rows.itertuples(), strict=False):
                 out.append((aspect.name, aspect.metric, aspect.higher_is_better, group, rank, row.name, row.mean, row.count))
     return pd.DataFrame(out, columns=COLUMNS)
 
@@ -95,7 +101,7 @@ def headline(table: pd.DataFrame) -> pd.DataFrame:
             if not top.empty:
                 row[f"best, {group}"] = f"{top['method'].iloc[0]} ({top['value'].iloc[0]:.3f})"
         controls = part[part["group"] == CONTROL_GROUP]
-        row["controls"] = ", ".join(f"{m} {v:.3f}" for m, v in zip(controls["method"], controls["value"]))
+        row["controls"] = ", ".join(f"{m} {v:.3f}" for m, v in zip(controls["method"], controls["value"], strict=False))
         rows.append(row)
     return pd.DataFrame(rows).fillna("")
 

@@ -32,8 +32,11 @@ def asked(log: str) -> dict[str, dict]:
             values = dict(re.findall(r"(\w+)=([^,]+)", resources.group(1)))
             threads = re.search(r"^    threads: (\d+)$", block, re.M)
             jobs[jobid.group(1)] = dict(
-                rule=head.group(1), threads=int(threads.group(1)) if threads else 1,
-                mem_mb=int(values["mem_mb"]), runtime=int(values["runtime"]))
+                rule=head.group(1),
+                threads=int(threads.group(1)) if threads else 1,
+                mem_mb=int(values["mem_mb"]),
+                runtime=int(values["runtime"]),
+            )
     return jobs
 
 
@@ -48,8 +51,10 @@ def main(log_path: Path, jobcomp: Path) -> int:
             if "JobId" in record:
                 completion[record["JobId"]] = record
     problems = []
-    print(f"{'jobid':>5}  {'scontrol':<9} {'jobcomp':<9} {'exit':<4} {'cpus':>4} {'mem':>6} {'limit':>5}  "
-          f"{'start':<19} {'end':<19}  rule")
+    print(
+        f"{'jobid':>5}  {'scontrol':<9} {'jobcomp':<9} {'exit':<4} {'cpus':>4} {'mem':>6} {'limit':>5}  "
+        f"{'start':<19} {'end':<19}  rule"
+    )
     for job, jobid in submitted:
         run = subprocess.run(["scontrol", "-o", "show", "job", jobid], capture_output=True, text=True)
         live = fields(run.stdout) if run.returncode == 0 else {}
@@ -60,15 +65,19 @@ def main(log_path: Path, jobcomp: Path) -> int:
         granted = (tres.get("cpu", "?"), tres.get("mem", "?"), done.get("TimeLimit", "?"))
         want = wanted.get(job)
         rule = want["rule"] if want else "?"
-        print(f"{jobid:>5}  {state:<9} {final:<9} {exit_code:<4} {granted[0]:>4} {granted[1]:>6} {granted[2]:>5}  "
-              f"{done.get('StartTime', '?'):<19} {done.get('EndTime', '?'):<19}  {rule}")
+        print(
+            f"{jobid:>5}  {state:<9} {final:<9} {exit_code:<4} {granted[0]:>4} {granted[1]:>6} {granted[2]:>5}  "
+            f"{done.get('StartTime', '?'):<19} {done.get('EndTime', '?'):<19}  {rule}"
+        )
         if final != "COMPLETED" or exit_code != "0:0" or state not in ("COMPLETED", "gone"):
             problems.append(f"{jobid} ({rule}): {state}/{final}, exit {exit_code}")
         if want is None:
             problems.append(f"{jobid}: no job block for Snakemake job {job} in the log")
         elif granted != (str(want["threads"]), f"{want['mem_mb']}M", str(want["runtime"])):
-            problems.append(f"{jobid} ({rule}): granted cpus, mem, time limit {granted}; Snakemake "
-                            f"asked {want['threads']}, {want['mem_mb']}M, {want['runtime']} min")
+            problems.append(
+                f"{jobid} ({rule}): granted cpus, mem, time limit {granted}; Snakemake "
+                f"asked {want['threads']}, {want['mem_mb']}M, {want['runtime']} min"
+            )
     extra = sorted(set(completion) - {jobid for _, jobid in submitted}, key=int)
     if extra:
         problems.append(f"jobs in the completion log that Snakemake did not submit: {extra}")
@@ -77,8 +86,10 @@ def main(log_path: Path, jobcomp: Path) -> int:
     for problem in problems:
         print("PROBLEM", problem)
     ok = sum(completion.get(jobid, {}).get("JobState") == "COMPLETED" for _, jobid in submitted)
-    print(f"{ok} of {len(submitted)} SLURM jobs COMPLETED with exit code 0:0; CPUs, memory and time "
-          f"limit as Snakemake asked: {'yes' if not problems else 'see PROBLEM lines'}")
+    print(
+        f"{ok} of {len(submitted)} SLURM jobs COMPLETED with exit code 0:0; CPUs, memory and time "
+        f"limit as Snakemake asked: {'yes' if not problems else 'see PROBLEM lines'}"
+    )
     return 1 if problems else 0
 
 

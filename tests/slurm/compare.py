@@ -15,8 +15,21 @@ import numpy as np
 import pandas as pd
 
 # Columns of Snakemake's benchmark files and of any cost table: measures of the run, not results.
-RUN_MEASURES = {"s", "h:m:s", "max_rss", "max_vms", "max_uss", "max_pss", "io_in", "io_out",
-                "mean_load", "cpu_time", "seconds", "wall_s", "peak_mem_mb"}
+RUN_MEASURES = {
+    "s",
+    "h:m:s",
+    "max_rss",
+    "max_vms",
+    "max_uss",
+    "max_pss",
+    "io_in",
+    "io_out",
+    "mean_load",
+    "cpu_time",
+    "seconds",
+    "wall_s",
+    "peak_mem_mb",
+}
 
 
 def tables(root: Path) -> dict[str, Path]:
@@ -70,8 +83,10 @@ def main(local: Path, other: Path) -> int:
             identical += 1
         failures += why is not None
     total = len(set(left) | set(right))
-    print(f"{total - failures} of {total} tables equal, {identical} bit-identical "
-          "(results/benchmarks/ and time/memory columns left out)")
+    print(
+        f"{total - failures} of {total} tables equal, {identical} bit-identical "
+        "(results/benchmarks/ and time/memory columns left out)"
+    )
     return 1 if failures or not left else 0
 
 

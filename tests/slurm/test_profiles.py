@@ -16,10 +16,25 @@ def dry_run(tmp_path, profile, config, *args):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     run = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--dry-run",
-         "--profile", str(REPO / "profiles" / profile), "--configfile", str(path),
-         "--directory", str(tmp_path), *args],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--dry-run",
+            "--profile",
+            str(REPO / "profiles" / profile),
+            "--configfile",
+            str(path),
+            "--directory",
+            str(tmp_path),
+            *args,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     jobs = {}

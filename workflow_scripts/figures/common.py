@@ -51,7 +51,7 @@ def entries(table: pd.DataFrame, keys: Sequence[str] = ("method", "representatio
     shared = len(keys) == 1 or rows[keys[-1]].nunique() == 1
     rows["label"] = [label(row, keys, shared) for row in rows.itertuples()]
     rank = {m: i for i, m in enumerate(dict.fromkeys([*order, *rows["method"]]))}
-    position = list(zip(rows["role"].ne("method"), rows["method"].map(rank)))
+    position = list(zip(rows["role"].ne("method"), rows["method"].map(rank), strict=False))
     return rows.iloc[sorted(range(len(rows)), key=position.__getitem__)].reset_index(drop=True)
 
 
@@ -71,7 +71,7 @@ def label(row, keys: Sequence[str], shared: bool) -> str:
 
 def mark_controls(labels, roles) -> None:
     """Controls' tick labels in grey italics: they bracket the methods, they are not ranked."""
-    for text, role in zip(labels, roles):
+    for text, role in zip(labels, roles, strict=False):
         if role == "control":
             text.set_fontstyle("italic")
             text.set_color(CONTROL_COLOUR)
@@ -124,7 +124,7 @@ def dot_panel(
     ax.set_xlim(-0.6, len(found) - 0.4)
     ax.grid(axis="y", color="0.9")
     missing = table[table["value"].isna() & table["status"].eq("ok") & table["note"].ne("")]
-    return sorted({f"{s}: {n}" for s, n in zip(missing["series"], missing["note"])})
+    return sorted({f"{s}: {n}" for s, n in zip(missing["series"], missing["note"], strict=False)})
 
 
 def series_legend(fig, series: Sequence[str], title: str) -> None:
@@ -161,7 +161,9 @@ def save(fig, png: str | Path, pdf: str | Path) -> None:
     plt.close(fig)
 
 
-def dot_grid(table: pd.DataFrame, rows: dict[str, str], series: Sequence[str], legend: str, title: str, ceiling: str | None = "truth"):
+def dot_grid(
+    table: pd.DataFrame, rows: dict[str, str], series: Sequence[str], legend: str, title: str, ceiling: str | None = "truth"
+):
     """One :func:`dot_panel` per metric (``rows``: metric -> axis label) and dataset (columns),
     score rows on [0, 1], counts (``false_discoveries``) on their own scale."""
     datasets = list(dict.fromkeys(table["dataset"]))

@@ -31,7 +31,7 @@ def per_row(costs: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
     collection jobs of every table are one stage."""
     costs = costs[costs["stage"] != REPORT_STAGE]
     costs = costs.assign(
-        row=[owner(stage, step, methods) for stage, step in zip(costs["stage"], costs["step"])],
+        row=[owner(stage, step, methods) for stage, step in zip(costs["stage"], costs["step"], strict=False)],
         stage=costs["stage"].str.replace(r"^collect_.*", "collect", regex=True),
     )
     return (
@@ -79,7 +79,7 @@ def draw(scib: str, results: str = "results"):
             markeredgewidth=0.4,
             label=stage,
         )
-    for entry, total in zip(found.itertuples(), left):
+    for entry, total in zip(found.itertuples(), left, strict=False):
         if entry.failed:
             time_ax.text(total, entry.Index, "  failed", va="center", color="#D55E00", fontsize=8)
     time_ax.set_yticks(y, labels, fontsize=8)
@@ -90,7 +90,7 @@ def draw(scib: str, results: str = "results"):
     for ax in (time_ax, memory_ax):
         ax.grid(axis="x", color="0.9")
         ax.set_axisbelow(True)
-    handles = list(zip(*(ax.get_legend_handles_labels()[0] for ax in (time_ax, memory_ax))))
+    handles = list(zip(*(ax.get_legend_handles_labels()[0] for ax in (time_ax, memory_ax)), strict=False))
     memory_ax.legend(
         handles,
         stages,

@@ -88,7 +88,7 @@ def draw_pr_curves(genes: list[str], scores: str):
         message_axes(ax, "no DE comparisons in this dataset")
         return fig
     fig, axes = plt.subplots(1, len(comparisons), figsize=(5 * len(comparisons), 4.5), squeeze=False)
-    for ax, key in zip(axes[0], comparisons):
+    for ax, key in zip(axes[0], comparisons, strict=False):
         curves = []
         for entry in found.itertuples():
             rows = tables.get((entry.method, entry.representation))

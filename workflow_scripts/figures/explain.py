@@ -112,7 +112,7 @@ def draw_genes(genes: list[str], data: str, scores: str):
         message_axes(ax, failed.iloc[0] if not failed.empty else f"no {GENEX} explanations")
     curves = _precision_curves(tables, truth)
     axes = right.subplots(n_rows, 2, squeeze=False).ravel()  # not shared: a note's panel drops its ticks
-    for ax, covariate in zip(axes, covariates):
+    for ax, covariate in zip(axes, covariates, strict=False):
         ax.set_title(truth.category(covariate), fontsize=9)
         if covariate not in curves:
             message_axes(ax, _no_curve_note(truth, covariate).replace(": ", ":\n"))

@@ -57,7 +57,7 @@ def draw(scib: str, de: list[str]):
     failed = de_table[de_table["status"].str.startswith(FAILED)].drop_duplicates(["dataset", "method"])
     failed_text = [f"{FAILED}: {r.method} on {r.dataset} ({failure(r.status)})" for r in failed.itertuples()]
     fig, axes = plt.subplots(1, max(len(categories), 1), figsize=(4.6 * max(len(categories), 1), 4.4), squeeze=False)
-    for ax, category in zip(axes[0], categories):
+    for ax, category in zip(axes[0], categories, strict=False):
         shown = points[points["category"] == category]
         for row in shown.itertuples():
             ax.plot(row.overall, row.auprc, markersize=7, **_marker(methods.index(row.method), row.role == "control"))

@@ -136,7 +136,7 @@ def measured(scib: str, truth: str, de: list[str], genes: list[str], group: str 
             basis[dataset] = f"{group} vs rest, as the paper"
             parts.append(ours.assign(family="de", metric="f1_paper", representation="wilcoxon", status="ok"))
     long = pd.concat(parts, ignore_index=True)
-    long["measure"] = [metric_of.get(k) for k in zip(long["family"], long["metric"])]
+    long["measure"] = [metric_of.get(k) for k in zip(long["family"], long["metric"], strict=False)]
     long = long[long["measure"].notna() & long["status"].eq("ok")]
     return long[["dataset", "method", "measure", "representation", "value"]], failures, roles, order, basis
 
@@ -354,7 +354,7 @@ def _caption(fig, paper: pd.DataFrame, table: pd.DataFrame, found: pd.DataFrame,
     scib_rows = table["measure"].map(lambda m: MEASURES[m].family == "scib")
     scib = table[scib_rows & table["status"].ne(NOT_RUN) & ~table["representation"].isin([REPRESENTATIONS["scib"][0], ""])]
     if not scib.empty:
-        methods = ", ".join(dict.fromkeys(f"{m} ({r})" for m, r in zip(scib["method"], scib["representation"])))
+        methods = ", ".join(dict.fromkeys(f"{m} ({r})" for m, r in zip(scib["method"], scib["representation"], strict=False)))
         lines.append(f"scIB: raw totals on PCA of the corrected expression, except {methods}")
     if "f1_paper" in set(table["measure"]):
         lines += [f"DE F1{f' ({d})' if several else ''}: {b}" for d, b in basis.items() if d in set(table["dataset"])]

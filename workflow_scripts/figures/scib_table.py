@@ -117,7 +117,7 @@ def draw(scib: str):
     fig, axes = plt.subplots(
         len(datasets), 1, figsize=(4.5 + 1.1 * n_columns, sum(heights)), height_ratios=heights, squeeze=False
     )
-    for ax, dataset in zip(axes[:, 0], datasets):
+    for ax, dataset in zip(axes[:, 0], datasets, strict=False):
         plot_table(ax, table[table["dataset"] == dataset])
         ax.set_title(
             f"{dataset}: scIB metrics raw scores, overall = scIB weighted mean of batch and bio", loc="left", fontsize=11, pad=24

@@ -36,7 +36,7 @@ def draw_distance(truth: str):
     table = table[table["category"].isin(CATEGORIES)].assign(series="value")
     datasets = list(dict.fromkeys(table["dataset"]))
     metrics = list(dict.fromkeys(table["metric"]))
-    category_of = dict(zip(table["metric"], table["category"]))
+    category_of = dict(zip(table["metric"], table["category"], strict=False))
     order = list(dict.fromkeys(table["method"]))
     fig, axes = plt.subplots(
         len(datasets), len(metrics), figsize=(0.35 * len(order) * len(metrics) + 1.5, 3.4 * len(datasets)), squeeze=False
@@ -84,7 +84,7 @@ def draw_genes(data: str, integrated: list[str], scores: str, n_genes: int = 3):
     batch = cells.obs[keys["batch_key"]].astype(str).to_numpy()
     # one y range per gene, so the methods of a row compare at a glance
     values = np.concatenate([truth, *corrected.values()])
-    limits = list(zip(np.nanmin(values, axis=0), np.nanmax(values, axis=0)))
+    limits = list(zip(np.nanmin(values, axis=0), np.nanmax(values, axis=0), strict=False))
     fig, axes = plt.subplots(len(genes), len(found), figsize=(2.3 * len(found), 2.3 * len(genes)), squeeze=False)
     for c, entry in enumerate(found.itertuples()):
         for r, gene in enumerate(genes):

@@ -64,7 +64,12 @@ def draw(data: str, integrated: list[str], scores: str, seed: int = 0, per_row: 
     found = entries(table)
     overall = table[(table["metric"] == "overall") & (table["scaling"] == "raw")].dropna(subset=["value"])
     best = set(overall.loc[overall.groupby("method")["value"].idxmax(), ["method", "representation"]].itertuples(index=False))
-    found = found[[(m, r) in best or m not in set(overall["method"]) for m, r in zip(found["method"], found["representation"])]]
+    found = found[
+        [
+            (m, r) in best or m not in set(overall["method"])
+            for m, r in zip(found["method"], found["representation"], strict=False)
+        ]
+    ]
     found = found.drop_duplicates("method").reset_index(drop=True)
     outputs = {}
     for path in integrated:
@@ -78,7 +83,7 @@ def draw(data: str, integrated: list[str], scores: str, seed: int = 0, per_row: 
         pair = axes[i // per_row, 2 * (i % per_row) : 2 * (i % per_row) + 2]
         coords = outputs.get(entry.method, {}).get(entry.representation)
         xy = None if coords is None else umap(coords, seed)
-        for ax, (key, levels) in zip(pair, colourings):
+        for ax, (key, levels) in zip(pair, colourings, strict=False):
             ax.set_axis_on()
             title = ax.set_title(f"{entry.label.splitlines()[0]}\nby {key}", fontsize=8)
             mark_controls([title], [entry.role])
@@ -88,7 +93,7 @@ def draw(data: str, integrated: list[str], scores: str, seed: int = 0, per_row: 
                 scatter(ax, xy, obs[key], levels)
     top = 1 - 1.0 / fig.get_figheight()  # room for the title and the legends
     fig.tight_layout(rect=(0, 0, 1, top))
-    for (key, levels), anchor in zip(colourings, (0.0, 0.5)):
+    for (key, levels), anchor in zip(colourings, (0.0, 0.5), strict=False):
         legend(fig, key, levels, anchor, top)
     fig.suptitle(f"{keys['name']}: UMAP of each output (seed {seed})", x=0.01, ha="left")
     return fig
