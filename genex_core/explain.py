@@ -40,7 +40,7 @@ SmoothGrad).
 """
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -48,10 +48,17 @@ import torch
 from captum.attr import IntegratedGradients
 from scipy.stats import false_discovery_control, norm
 
-from genex_core.data import encode, minibatch, sequential_chunks
+from genex_core.data import Registry, minibatch, sequential_chunks
 
-if TYPE_CHECKING:
-    from genex_core.model import GENEX
+
+class Networks(NamedTuple):
+    """What an explanation reads of a trained model: its networks, its codes' registry and
+    the device they are on (explicit inputs, so this module does not depend on the model class)."""
+
+    module: torch.nn.Module
+    registry: Registry
+    device: torch.device
+
 
 Method = Literal["lfc", "translation", "ig_neutral", "ig_zero", "smoothgrad"]
 METHODS: tuple[str, ...] = ("lfc", "translation", "ig_neutral", "ig_zero", "smoothgrad")
@@ -69,38 +76,44 @@ SMOOTHGRAD_SAMPLES = 16
 SMOOTHGRAD_SD = 0.15  # noise sd as a share of each cell's largest value (Smilkov et al.: 10-20%)
 
 
-def explain(
-    model: "GENEX",
-    covariate: str | None,
-    per: Literal["cell_type"] | None,
-    method: Method,
-    adata,
-    n_steps: int,
-    batch_size: int,
-    alpha: float,
-    seed: int,
-    store: bool,
-) -> pd.DataFrame:
-    """The tidy explanation table of :meth:`genex_core.GENEX.explain` (documented there)."""
+def columns_to_explain(
+    registry: Registry, covariate: str | None, per: Literal["cell_type"] | None, method: Method, n_steps: int, batch_size: int
+) -> list[int]:
+    """The registry columns :func:`explain` explains, after checking its arguments (named errors)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
     if per not in ("cell_type", None):
         raise ValueError(f"per must be 'cell_type' or None, got {per!r}.")
-    registry = model.registry
     if per and registry.label_key is None:
         raise ValueError("per='cell_type' needs a label-conditioned model (made with label_key); pass per=None.")
     if n_steps < 1 or batch_size < 1:
         raise ValueError("n_steps and batch_size must be positive.")
     keys = registry.keys
     if covariate is None:
-        columns = list(range(len(keys)))
-    elif covariate in keys:
-        columns = [keys.index(covariate)]
-    else:
-        raise ValueError(f"covariate={covariate!r} is not one of the model's covariates {keys} (or None for all of them).")
-    model._check_trained()
+        return list(range(len(keys)))
+    if covariate in keys:
+        return [keys.index(covariate)]
+    raise ValueError(f"covariate={covariate!r} is not one of the model's covariates {keys} (or None for all of them).")
 
-    counts, codes = (model._counts, model._codes) if adata is None else encode(adata, registry)
+
+def explain(
+    model: Networks,
+    counts,
+    codes: np.ndarray,
+    columns: list[int],
+    per: Literal["cell_type"] | None,
+    method: Method,
+    store_in,
+    n_steps: int,
+    batch_size: int,
+    alpha: float,
+    seed: int,
+    store: bool,
+) -> pd.DataFrame:
+    """The tidy explanation table of :meth:`genex_core.GENEX.explain` (documented there) for the
+    registry ``columns`` (:func:`columns_to_explain`), of the cells ``counts`` with their
+    ``codes``; ``store_in``: the AnnData that gets the table when ``store``."""
+    keys = model.registry.keys
     model.module.eval()
     tables = []
     with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
@@ -116,7 +129,7 @@ def explain(
     table = pd.concat(tables, ignore_index=True)[COLUMNS]
     if store:
         params = dict(method=method, per=per or "none", n_steps=n_steps, alpha=alpha, seed=seed)
-        _store(model.adata if adata is None else adata, table, params)
+        _store(store_in, table, params)
     return table
 
 
@@ -126,7 +139,7 @@ def _strata_columns(registry, column: int) -> list[int]:
     return [c for c in range(2 if registry.label_key else 1) if c != column]
 
 
-def covariate_free(model: "GENEX", x: torch.Tensor, codes: torch.Tensor, column: int) -> torch.Tensor:
+def covariate_free(model: Networks, x: torch.Tensor, codes: torch.Tensor, column: int) -> torch.Tensor:
     """``x`` translated to be free of covariate ``column``: to the neutral batch code for the
     batch (GENEX's corrected expression), else the mean of its translations to every level of
     the covariate (no neutral code exists for it)."""
@@ -144,7 +157,7 @@ def covariate_free(model: "GENEX", x: torch.Tensor, codes: torch.Tensor, column:
 
 
 def cell_values(
-    model: "GENEX", x: torch.Tensor, codes: torch.Tensor, column: int, level: int, method: Method, n_steps: int
+    model: Networks, x: torch.Tensor, codes: torch.Tensor, column: int, level: int, method: Method, n_steps: int
 ) -> torch.Tensor:
     """Per-cell, per-gene values of ``method`` for level ``level`` of covariate ``column``.
 
@@ -224,7 +237,7 @@ class _Moments:
         return effect, se, float(weight.sum())
 
 
-def _accumulate(model: "GENEX", counts, codes: np.ndarray, column: int, method: Method, n_steps: int, batch_size: int):
+def _accumulate(model: Networks, counts, codes: np.ndarray, column: int, method: Method, n_steps: int, batch_size: int):
     """Moments of the method's cell values and of the observed expression, chunk by chunk."""
     strata = _strata(codes, _strata_columns(model.registry, column))
     n_strata, n_levels = int(strata.max()) + 1, model.registry.n_levels[column]
@@ -251,7 +264,7 @@ def _strata(codes: np.ndarray, columns: Sequence[int]) -> np.ndarray:
 
 
 def _tables(
-    model: "GENEX", codes: np.ndarray, column: int, moments, per: str | None, alpha: float, log: bool
+    model: Networks, codes: np.ndarray, column: int, moments, per: str | None, alpha: float, log: bool
 ) -> list[pd.DataFrame]:
     """Rows of one covariate: every level overall and, with ``per``, within each cell type
     (combinations without 2 cells on each side in any stratum are left out); ``log``: the

@@ -634,9 +634,14 @@ class GENEX:
         RuntimeError
             If the model is not trained.
         """
-        from genex_core.explain import explain  # imports captum, only when explaining
+        from genex_core.explain import Networks, columns_to_explain, explain  # imports captum, only when explaining
 
-        return explain(self, covariate, per, method, adata, n_steps, batch_size, alpha, seed, store)
+        columns = columns_to_explain(self.registry, covariate, per, method, n_steps, batch_size)
+        self._check_trained()
+        counts, codes = (self._counts, self._codes) if adata is None else encode(adata, self.registry)
+        networks = Networks(self.module, self.registry, self.device)
+        store_in = self.adata if adata is None else adata
+        return explain(networks, counts, codes, columns, per, method, store_in, n_steps, batch_size, alpha, seed, store)
 
     def save(self, dir_path: str | Path, overwrite: bool = False) -> None:
         """Write the weights (``model.pt``) and a JSON registry (set-up, category mappings,
