@@ -3,7 +3,9 @@
 The registry freezes what a model was made with (keys, category -> code mappings, genes), so
 that any later dataset is encoded the same way or refused with a message saying why. Counts
 are read minibatch by minibatch: a CSR matrix is sliced once per minibatch, only that slice
-is densified, then normalised with the project's one normalisation, ``log_normalize``.
+is densified, then normalised with the project's one normalisation, ``log_normalize``. The
+counts of a backed AnnData (``read_h5ad(path, backed="r")``) stay on disk and are read the
+same way (:class:`BackedCounts`), so memory is bounded by the minibatch, not the data.
 """
 
 from collections.abc import Iterator, Sequence
@@ -73,34 +75,103 @@ def _field(layer: str | None) -> str:
 
 
 def counts_matrix(adata: ad.AnnData, layer: str | None):
-    """The counts (X or ``layers[layer]``) as CSR or a dense array, checked to be raw counts.
+    """The counts (X or ``layers[layer]``) as CSR, a dense array or, for a backed AnnData's
+    X, a :class:`BackedCounts` that reads rows from disk, checked to be raw counts.
 
     Sparse matrices in other formats are converted to CSR once, so minibatches can slice rows.
+    In memory every stored value is checked (in chunks, so the check's temporaries stay
+    small); on disk, :data:`CHECK_CELLS` sampled cells (see :func:`check_counts`).
     """
-    if adata.isbacked:
-        raise ValueError(
-            f"adata is backed (read with backed='r' from {adata.filename}); GENEX does not read backed data yet. "
-            "Load it into memory first: `adata = adata.to_memory()`, or `anndata.read_h5ad(path)` without backed."
-        )
     if layer is not None and layer not in adata.layers:
         raise ValueError(
             f"layer '{layer}' not found; adata.layers has {list(adata.layers.keys())}. Pass one of these, or layer=None to use X."
         )
-    matrix = adata.X if layer is None else adata.layers[layer]
+    matrix = adata.X if layer is None else adata.layers[layer]  # a backed AnnData holds its layers in memory
     if matrix is None:
         layers = list(adata.layers.keys())
         raise ValueError(
             f"adata.X is empty (None). Name the layer that holds the raw counts, `layer=...` (layers: {layers}), or store them in X."
         )
-    if sp.issparse(matrix):
+    if adata.isbacked and layer is None:
+        matrix = BackedCounts(matrix, adata.filename)
+    elif sp.issparse(matrix):
         matrix = matrix if sp.isspmatrix_csr(matrix) or isinstance(matrix, sp.csr_array) else sp.csr_matrix(matrix)
     else:
         matrix = np.asarray(matrix)
-    if problem := matrix_problem(matrix, counts=True):
-        raise ValueError(
-            f"{_field(layer)} {problem}. GENEX needs raw counts: supply them, e.g. from adata.raw or with `layer='counts'`."
-        )
+    check_counts(matrix, layer)
     return matrix
+
+
+CHECK_CELLS = 2_000  # cells of a backed matrix whose counts are checked (the first and a seeded sample)
+CHECK_VALUES = 1 << 22  # stored values checked at a time in memory
+
+
+def check_counts(matrix, layer: str | None = None) -> None:
+    """Raise a ValueError naming the field and the fix if ``matrix`` is not raw counts.
+
+    In memory: every stored value, :data:`CHECK_VALUES` at a time (the message of a failure
+    is :func:`~genex_core.preprocessing.matrix_problem`'s on the whole matrix, so it counts
+    every offending value). A :class:`BackedCounts`: the first ``CHECK_CELLS / 4`` cells and a
+    sample (seed 0) of the others, ``CHECK_CELLS`` in all, read a chunk at a time; the message
+    says so. Memory is bounded by a chunk either way.
+    """
+    fix = "GENEX needs raw counts: supply them, e.g. from adata.raw or with `layer='counts'`."
+    if isinstance(matrix, BackedCounts):
+        n = matrix.shape[0]
+        head = np.arange(min(n, CHECK_CELLS // 4))
+        rest = np.arange(len(head), n)
+        drawn = np.random.default_rng(0).choice(rest, min(rest.size, CHECK_CELLS - len(head)), replace=False)
+        rows = np.union1d(head, drawn)
+        for chunk in np.array_split(rows, max(1, len(rows) // 1024)):
+            if problem := matrix_problem(matrix[chunk], counts=True):
+                raise ValueError(
+                    f"{_field(layer)} {problem} (in {len(rows)} of {n} cells checked, read from {matrix.filename}). {fix}"
+                )
+        return
+    values = matrix.data if sp.issparse(matrix) else matrix.reshape(-1)
+    for start in range(0, values.size, CHECK_VALUES):
+        if matrix_problem(values[start : start + CHECK_VALUES], counts=True):
+            raise ValueError(f"{_field(layer)} {matrix_problem(matrix, counts=True)}. {fix}")
+    if values.size == 0 and (problem := matrix_problem(matrix, counts=True)):  # the dtype check
+        raise ValueError(f"{_field(layer)} {problem}. {fix}")
+
+
+class BackedCounts:
+    """The counts of a backed AnnData (``anndata.read_h5ad(path, backed="r")``), read from disk
+    a minibatch at a time: ``counts[idx]`` is the CSR (or dense) rows ``idx`` in that order,
+    duplicates included, as an in-memory matrix would give them, so training from disk draws
+    and computes exactly what training from memory does.
+
+    Rows are read in increasing order (what HDF5 reads), then put in the order asked. A
+    contiguous range is read as one slice.
+    """
+
+    def __init__(self, matrix, filename=None):
+        fmt = getattr(matrix, "format", None)
+        if fmt == "csc":
+            raise ValueError(
+                f"X of the backed AnnData ({filename}) is stored as CSC (by gene): reading cells from it means reading "
+                "the whole matrix. Write it as CSR: `a = anndata.read_h5ad(path); a.X = a.X.tocsr(); a.write_h5ad(path)`."
+            )
+        self.matrix = matrix
+        self.filename = filename
+        self.shape = tuple(matrix.shape)
+        self.dtype = matrix.dtype
+
+    def __getitem__(self, idx) -> sp.csr_matrix | np.ndarray:
+        idx = np.asarray(idx, dtype=np.int64).ravel()
+        if idx.size == 0:
+            return sp.csr_matrix((0, self.shape[1]), dtype=self.dtype)
+        if idx.size > 1 and (np.diff(idx) == 1).all():
+            rows = self.matrix[int(idx[0]) : int(idx[-1]) + 1]
+        else:
+            unique, inverse = np.unique(idx, return_inverse=True)
+            rows = self.matrix[unique]
+            rows = rows[inverse] if unique.size != idx.size or (unique != idx).any() else rows
+        return sp.csr_matrix(rows) if sp.issparse(rows) else np.asarray(rows)
+
+    def __len__(self) -> int:
+        return self.shape[0]
 
 
 def _column(adata: ad.AnnData, key: str, role: str) -> np.ndarray:
@@ -130,16 +201,11 @@ def register(
     Raises
     ------
     ValueError
-        Backed data, duplicated gene names, unknown or duplicated keys, missing values, fewer
+        Duplicated gene names, unknown or duplicated keys, missing values, fewer
         than two batches, a level with a single cell (nothing to learn its code from; the
         batch-balanced sampler would also replay that one cell as a whole batch). The counts
         are checked by :func:`encode`.
     """
-    if adata.isbacked:
-        raise ValueError(
-            f"adata is backed (read with backed='r' from {adata.filename}); GENEX does not read backed data yet. "
-            "Load it into memory first: `adata = adata.to_memory()`, or `anndata.read_h5ad(path)` without backed."
-        )
     genes = adata.var_names
     if genes.has_duplicates:
         dups = genes[genes.duplicated()].unique()[:5].tolist()

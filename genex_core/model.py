@@ -520,34 +520,125 @@ class GENEX:
         if not self.is_trained:
             raise RuntimeError("This GENEX model is not trained. Call model.train() first (or GENEX.load a trained one).")
 
-    def _infer(self, adata: ad.AnnData | None, batch_size: int, width: int, fn: Callable) -> np.ndarray:
-        """Apply ``fn(x, codes)`` chunk by chunk under inference mode, in eval mode."""
+    def _infer_chunks(self, adata: ad.AnnData | None, batch_size: int, fn: Callable) -> Iterator[tuple[int, np.ndarray]]:
+        """``(first cell, fn(x, codes))`` of consecutive chunks, under inference mode, in eval
+        mode: memory is bounded by one chunk (the counts of a backed AnnData stay on disk)."""
         self._check_trained()
         counts, codes = (self._counts, self._codes) if adata is None else encode(adata, self.registry)
         self.module.eval()
-        out = np.empty((codes.shape[0], width), dtype=np.float32)
         start = 0
         with torch.inference_mode():
             for x, c in self._chunks(counts, codes, batch_size):
-                out[start : start + len(x)] = fn(x, c).cpu().numpy()
+                yield start, fn(x, c).cpu().numpy()
                 start += len(x)
+
+    def _n_cells(self, adata: ad.AnnData | None) -> int:
+        return self._codes.shape[0] if adata is None else adata.n_obs
+
+    def _infer(self, adata: ad.AnnData | None, batch_size: int, width: int, fn: Callable, out=None, dtype=np.float32):
+        """Apply ``fn(x, codes)`` chunk by chunk into ``out`` (a new array of ``dtype`` if None)."""
+        shape = (self._n_cells(adata), width)
+        if out is None:
+            out = np.empty(shape, dtype=dtype)
+        elif tuple(out.shape) != shape:
+            raise ValueError(f"out has shape {tuple(out.shape)}; it must be cells x {width} = {shape}.")
+        for start, values in self._infer_chunks(adata, batch_size, fn):
+            out[start : start + len(values)] = values.astype(out.dtype, copy=False)
         return out
 
-    def get_corrected_expression(self, adata: ad.AnnData | None = None, batch_size: int = INFERENCE_BATCH) -> np.ndarray:
+    def get_corrected_expression(
+        self, adata: ad.AnnData | None = None, batch_size: int = INFERENCE_BATCH, out=None, dtype=np.float32
+    ) -> np.ndarray:
         """Batch-corrected log1p(CP10k) expression, cells x genes (dense float32).
 
         Every cell translated to the neutral batch code with its own group (label, or soft
         groups of its nearest training cell of the same batch in label-free mode); explained
-        covariates are left as they are. Write it to ``adata.layers``.
+        covariates are left as they are. Write it to ``adata.layers``, or, for data too large
+        for one dense matrix in memory, stream it to disk with :meth:`write_corrected` (or
+        give ``out``).
 
         Parameters
         ----------
         adata
-            Data to correct (same genes, known levels); ``None``: the data the model was made with.
+            Data to correct (same genes, known levels; in memory or backed); ``None``: the data
+            the model was made with.
         batch_size
             Cells per forward pass (bounds memory).
+        out
+            An array-like of shape cells x genes to fill chunk by chunk and return instead of
+            a new array: a ``numpy.memmap``, an ``h5py`` dataset, a ``zarr`` array... (values
+            are cast to its dtype).
+        dtype
+            Of the new array when ``out`` is None, e.g. ``numpy.float16`` (half the memory;
+            about 3 significant digits, ample for log1p CP10k values below ~11).
         """
-        return self._infer(adata, batch_size, self.module_args["n_genes"], self._neutral)
+        return self._infer(adata, batch_size, self.module_args["n_genes"], self._neutral, out, dtype)
+
+    def write_corrected(
+        self,
+        path: str | Path,
+        adata: ad.AnnData | None = None,
+        layer: str = "corrected",
+        dtype=np.float32,
+        batch_size: int = INFERENCE_BATCH,
+        overwrite: bool = False,
+    ) -> Path:
+        """Stream the corrected expression to a new file, chunk by chunk: the full dense matrix
+        never exists in memory (memory is bounded by ``batch_size`` cells).
+
+        ``path`` ending in ``.zarr``: a zarr array (cells x genes, chunks of ``batch_size``
+        cells), ``zarr.open_array(path)``. Otherwise an ``.h5ad`` file holding the cells'
+        ``obs`` and the genes' ``var`` with the values in ``layers[layer]`` (X empty),
+        readable by ``anndata.read_h5ad`` and, without loading it, by ``h5py``
+        (``f["layers"][layer][i:j]``). The file is written under a temporary name and renamed
+        into place (``genex_core._atomic``), so a killed write leaves no partial output.
+
+        Parameters
+        ----------
+        adata
+            As :meth:`get_corrected_expression` (``None``: the training data).
+        dtype
+            ``numpy.float32`` (default) or ``numpy.float16`` (half the disk).
+
+        Returns the path written. Raises FileExistsError if it exists and ``overwrite`` is False.
+        """
+        path = Path(path)
+        dtype = np.dtype(dtype)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it, or choose another path.")
+        shape = (self._n_cells(adata), self.module_args["n_genes"])
+        chunks = (max(1, min(batch_size, shape[0])), shape[1])
+        self._check_trained()
+        if path.suffix == ".zarr":
+            import shutil
+
+            import zarr
+
+            tmp = path.with_name(f".{path.name}.tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            try:
+                array = zarr.create_array(store=str(tmp), shape=shape, chunks=chunks, dtype=dtype, fill_value=0)
+                self.get_corrected_expression(adata, batch_size, out=array)
+                if path.exists():
+                    shutil.rmtree(path)
+                tmp.rename(path)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            return path
+        source = self.adata if adata is None else adata
+        skeleton = ad.AnnData(obs=source.obs.copy(), var=source.var.copy())
+
+        def write(tmp: Path) -> None:
+            import h5py
+
+            skeleton.write_h5ad(tmp)
+            with h5py.File(tmp, "a") as f:
+                layers = f.require_group("layers")
+                data = layers.create_dataset(layer, shape=shape, dtype=dtype, chunks=chunks)
+                data.attrs["encoding-type"], data.attrs["encoding-version"] = "array", "0.2.0"
+                self.get_corrected_expression(adata, batch_size, out=data)
+
+        return replace_atomically(write, path, time.time_ns())
 
     def get_latent_representation(self, adata: ad.AnnData | None = None, batch_size: int = INFERENCE_BATCH) -> np.ndarray:
         """The encoder's latent of each corrected cell, cells x ``latent``, with the neutral

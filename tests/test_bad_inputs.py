@@ -57,6 +57,11 @@ def _backed(adata, tmp_path):
     return ad.read_h5ad(_h5ad(adata, tmp_path), backed="r")
 
 
+def _with_x(adata, x):
+    adata.X = x
+    return adata
+
+
 def _x_none_counts_in_layer(adata):
     out = ad.AnnData(obs=adata.obs.copy(), var=adata.var[[]].copy())
     out.layers["counts"] = adata.X.copy()
@@ -124,7 +129,11 @@ CASES = [
         ValueError, "filter.min_cells", "Lower `filter: min_cells` to at most",
     ),
     Case("backed AnnData into the contract", lambda a, t: to_contract(_backed(a, t), "d"), ValueError, "X: is backed", "adata.to_memory()"),
-    Case("backed AnnData into GENEX", lambda a, t: GENEX(_backed(a, t)), ValueError, "adata is backed", "adata.to_memory()"),
+    Case(
+        "backed AnnData of log values into GENEX",
+        lambda a, t: GENEX(_backed(_with_x(a, log_normalize(a.X)), t)),
+        ValueError, "X holds non-integer values", "layer='counts'",
+    ),
     Case(
         "X = None, counts in a layer",
         lambda a, t: to_contract(_x_none_counts_in_layer(a), "d"),

@@ -246,6 +246,36 @@ def test_cuda_request_falls_back_to_cpu_with_one_warning(adata, caplog):
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_trains_and_corrects_on_cuda(adata, tmp_path):
+    """The GPU path, where one exists: a tiny train and correction on CUDA (also from a backed
+    AnnData, streamed to disk); the closed-form offsets match the CPU's."""
+    import anndata as ad
+
+    model = GENEX(adata, **SMALL)
+    model.train(seed=0, device="cuda", **FAST)
+    assert model.device.type == "cuda" and model.train_args["device"].startswith("cuda")
+    assert all(p.device.type == "cuda" for p in model.module.parameters())
+    corrected = model.get_corrected_expression()
+    assert corrected.shape == adata.shape and np.isfinite(corrected).all() and (corrected >= 0).all()
+    assert model.get_latent_representation().shape == (adata.n_obs, SMALL["latent"])
+
+    offsets = {}
+    for device in ("cpu", "cuda"):  # no network: the closed-form offsets only
+        only = GENEX(adata, **SMALL)
+        only.train(seed=0, device=device, network=False, **FAST)
+        offsets[device] = only.get_corrected_expression()
+    np.testing.assert_allclose(offsets["cuda"], offsets["cpu"], atol=1e-4)
+
+    adata.write_h5ad(tmp_path / "counts.h5ad")
+    backed = ad.read_h5ad(tmp_path / "counts.h5ad", backed="r")
+    disk = GENEX(backed, **SMALL)
+    disk.train(seed=0, device="cuda", **FAST)
+    path = disk.write_corrected(tmp_path / "corrected.h5ad", dtype=np.float16)
+    assert np.isfinite(ad.read_h5ad(path).layers["corrected"]).all()
+    backed.file.close()
+
+
 @pytest.mark.parametrize("args", [dict(max_epochs=0), dict(n_critic=0), dict(batch_size=1), dict(recipe="paper")])
 def test_bad_training_arguments(adata, args):
     with pytest.raises(ValueError, match="must be"):
