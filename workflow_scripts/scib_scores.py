@@ -22,6 +22,13 @@ graph scib's graph metrics use (graph connectivity, Leiden clustering). The NMI-
 clustering (scib's resolutions 0.2..2.0) is computed once and shared by NMI and ARI. The
 baseline of PCR comparison and HVG overlap is the dataset's own log1p(CP10k) data (all genes).
 
+Large data: the metrics whose cost grows with the square of the number of cells
+(:data:`QUADRATIC`: the silhouettes, all-pairs distances) are scored on a seeded subsample of
+:data:`SUBSAMPLE_CELLS` cells when there are more, stratified by (batch, cell type) so that every
+such group keeps cells (at least :data:`MIN_GROUP_CELLS`, or all it has) and the isolated labels
+stay the same; the row's ``note`` says so and on how many cells. Every other metric uses all
+cells (neighbour search, LISI, kBET, graph connectivity, Leiden clusterings, PCR, HVG overlap).
+
 Table columns: ``dataset, method, representation, category, metric, scaling, value, note,
 status``. ``category`` is ``batch``/``bio`` for metrics and ``total`` for the rows
 :func:`add_totals` appends; ``scaling`` is ``raw`` for metrics and ``raw``/``minmax`` for totals;
@@ -33,7 +40,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from unittest import mock
 
 import anndata as ad
@@ -59,6 +66,9 @@ N_PCS = 50  # PCs of corrected expression and of the PCR baseline (scib's pcr_co
 BATCH_WEIGHT, BIO_WEIGHT = 0.4, 0.6  # scIB's overall score
 CLUSTER_KEY = "nmi_leiden"
 ROUNDING = 1e-9  # floating-point slack of a score in [0, 1]
+QUADRATIC = ("asw_batch", "asw_label", "isolated_label_asw")  # silhouettes: all pairs of cells
+SUBSAMPLE_CELLS = 20_000  # above this many cells the quadratic metrics run on a subsample of this many
+MIN_GROUP_CELLS = 20  # cells kept of each (batch, cell type) group (all of a smaller one)
 
 
 class NotApplicable(Exception):
@@ -275,6 +285,46 @@ def _baseline(data: ad.AnnData, batch_key: str) -> ad.AnnData:
     return baseline
 
 
+def subsample_cells(obs: pd.DataFrame, batch_key: str, label_key: str, n_cells: int, seed: int) -> np.ndarray:
+    """Sorted positions of about ``n_cells`` cells drawn without replacement (``seed``),
+    stratified by (batch, cell type): each group keeps its share of ``n_cells`` but at least
+    ``MIN_GROUP_CELLS`` (or all its cells), so no group present in the data is lost."""
+    groups = obs[batch_key].astype(str) + "\x00" + obs[label_key].astype(str)
+    codes = np.unique(groups.to_numpy(), return_inverse=True)[1]
+    sizes = np.bincount(codes)
+    keep = np.minimum(sizes, np.maximum(np.round(sizes * n_cells / len(codes)).astype(int), MIN_GROUP_CELLS))
+    rng = np.random.default_rng(seed)
+    order = np.argsort(codes, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    chosen = [rng.choice(order[s : s + n], k, replace=False) for s, n, k in zip(starts, sizes, keep, strict=True)]
+    return np.sort(np.concatenate(chosen))
+
+
+@dataclass(frozen=True)
+class Subsample:
+    """The cells the quadratic metrics see, and the note their rows carry."""
+
+    rep: Representation
+    note: str
+
+
+def subsample(rep: Representation, n_cells: int = SUBSAMPLE_CELLS, seed: int = 0) -> Subsample | None:
+    """``rep`` restricted to a stratified subsample (:func:`subsample_cells`) when it has
+    more than ``n_cells`` cells, else None (the metrics use every cell)."""
+    total = rep.adata.n_obs
+    if total <= n_cells:
+        return None
+    cells = subsample_cells(rep.adata.obs, rep.batch_key, rep.label_key, n_cells, seed)
+    adata = ad.AnnData(obs=rep.adata.obs.iloc[cells].copy())
+    adata.obsm[EMBEDDING] = rep.adata.obsm[EMBEDDING][cells]
+    note = f"subsampled: {len(cells):,} of {total:,} cells (quadratic in cells; stratified by batch and cell type, seed {seed})"
+    return Subsample(replace(rep, adata=adata), note)
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
+
+
 def _evaluate(name: str, rep: Representation) -> tuple[float, str]:
     """A metric's value and note: NaN with the reason where it is not applicable."""
     try:
@@ -301,13 +351,23 @@ def _coordinates(data: ad.AnnData, integrated: ad.AnnData, batch_key: str) -> di
     return inputs
 
 
-def score_method(data: ad.AnnData, integrated: ad.AnnData, dataset: str, method: str, threads: int = 1) -> pd.DataFrame:
+def score_method(
+    data: ad.AnnData,
+    integrated: ad.AnnData,
+    dataset: str,
+    method: str,
+    threads: int = 1,
+    seed: int = 0,
+    subsample_cells: int = SUBSAMPLE_CELLS,
+) -> pd.DataFrame:
     """All scIB metrics of one method's output on one dataset, one row per (representation, metric).
 
     ``data`` is the dataset (contract layout, raw counts); ``integrated`` the method's output file.
     ``threads`` bounds BLAS and the metrics that parallelise; at the default benchmark's size one
     thread is fastest (2,000 cells: thread and process start-up outweigh the work), so two
-    scoring jobs in parallel use two cores better than one job with two threads.
+    scoring jobs in parallel use two cores better than one job with two threads. The
+    :data:`QUADRATIC` metrics run on a subsample (``seed``) above ``subsample_cells`` cells,
+    noted in their rows.
     """
     if not integrated.obs_names.equals(data.obs_names):
         raise ValueError(f"{method} on '{dataset}': integrated cells differ from the dataset's (order or names)")
@@ -320,9 +380,14 @@ def score_method(data: ad.AnnData, integrated: ad.AnnData, dataset: str, method:
             start = time.perf_counter()
             rep = representation(coords, data.obs, batch_key, label_key, baseline, expression, threads)
             metric_set = REPRESENTATIONS[name]
+            small = subsample(rep, subsample_cells, seed)
             for category, metrics in (("batch", metric_set.batch), ("bio", metric_set.bio)):
                 for metric in metrics:
-                    value, note = _evaluate(metric, rep)
+                    if small is not None and metric in QUADRATIC:
+                        value, note = _evaluate(metric, small.rep)
+                        note = _join(note, small.note)
+                    else:
+                        value, note = _evaluate(metric, rep)
                     rows.append((dataset, method, name, category, metric, "raw", value, note, OK))
             print(f"scored {method} / {name} on '{dataset}' in {time.perf_counter() - start:.1f} s", flush=True)
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -379,4 +444,4 @@ def missing_rows(dataset: str, statuses: Mapping[str, str]) -> pd.DataFrame:
 
 if __name__ == "__main__":
     smk = snakemake  # noqa: F821 (injected by Snakemake)
-    run_score_rule(smk, score_method, missing_rows, finish=add_totals, threads=smk.threads)
+    run_score_rule(smk, score_method, missing_rows, finish=add_totals, threads=smk.threads, seed=smk.config.get("seed", 0))
