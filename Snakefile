@@ -18,6 +18,7 @@ include: "rules/integrate.smk"
 include: "rules/score.smk"
 include: "rules/de.smk"
 include: "rules/explain.smk"
+include: "rules/aggregate.smk"
 include: "rules/figure_table.smk"
 include: "rules/report.smk"
 

@@ -1,8 +1,10 @@
 # Config validation, input functions and targets. Wiring only.
 import os
+import re
 import sys
 from pathlib import Path
 
+import yaml
 from snakemake.utils import validate
 
 # Rule scripts import genex_core and workflow_scripts from this checkout, in the venv and in
@@ -11,19 +13,39 @@ os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [workflow.basedir, os.
 sys.path.insert(0, workflow.basedir)
 from workflow_scripts.registry import METHODS as REGISTRY  # noqa: E402 (a leaf module: no scanpy)
 from workflow_scripts.config_keys import check_config_keys  # noqa: E402 (yaml only)
+from workflow_scripts.replicates import expand_datasets, replicate_rows  # noqa: E402 (a leaf module)
 
-check_config_keys(config, Path(workflow.basedir) / "config" / "config.schema.yaml")  # names an unknown key
+SCHEMA = Path(workflow.basedir) / "config" / "config.schema.yaml"
+check_config_keys(config, SCHEMA)  # names an unknown key
 validate(config, schema="../config/config.schema.yaml")
 
-DATASETS = list(config["datasets"])
+# The concrete datasets: the config's, expanded by `seeds` and `sweep` (workflow_scripts/replicates.py;
+# without them, the config's names). Each swept value is checked against the schema too.
+REPLICATES = expand_datasets(
+    config["datasets"],
+    config.get("seeds"),
+    config.get("sweep"),
+    config["seed"],
+    simulate_keys=yaml.safe_load(SCHEMA.read_text())["$defs"]["splat"]["properties"],
+)
+if "sweep" in config:
+    for _replicate in REPLICATES.values():
+        validate({"datasets": {_replicate.base: _replicate.spec}, "methods": config["methods"]}, schema="../config/config.schema.yaml")
+DATASETS = list(REPLICATES)
+REPLICATED = "seeds" in config or "sweep" in config  # aggregates over seeds and sweep values
 
 
 wildcard_constraints:
-    dataset="|".join(DATASETS),
+    dataset="|".join(map(re.escape, DATASETS)),
 
 
 def dataset_spec(wildcards):
-    return config["datasets"][wildcards.dataset]
+    return REPLICATES[wildcards.dataset].spec
+
+
+def method_seed(wildcards):
+    """The seed of the methods (and explanations, DE) on this dataset: its replicate's seed."""
+    return REPLICATES[wildcards.dataset].seed
 
 
 def dataset_inputs(wildcards):
@@ -38,7 +60,7 @@ def dataset_inputs(wildcards):
 
 
 def all_targets():
-    return ["results/report.html"]  # needs every table and figure
+    return ["results/report.html"]  # needs every table and figure (and the aggregates when replicated)
 
 
 METHODS = list(config["methods"])
@@ -67,7 +89,7 @@ def model_dir(dataset, method):
 def skipped_methods(dataset):
     """{method: 'skipped: <why>'} for the methods this dataset cannot feed (registry
     `uses_labels`, `needs_counts`): they do not run, and every table says why."""
-    spec = config["datasets"][dataset]
+    spec = REPLICATES[dataset].spec
     has_labels, has_counts = spec.get("label_key", "cell_type") is not None, spec.get("counts", True)
     return {m: why for m in METHODS if (why := REGISTRY[m].skip_reason(has_labels, has_counts))}
 

@@ -15,7 +15,7 @@ rule de_raw_counts:
     params:
         step="score",
         workflow="{workflow}",
-        seed=config["seed"],
+        seed=method_seed,
         params=lambda wildcards, input: dict(config["de"][wildcards.workflow], **({"model_dir": input.model[0]} if input.model else {})),
     log:
         "results/logs/{dataset}/de/{workflow}.log",

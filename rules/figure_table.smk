@@ -24,7 +24,7 @@ FIGURE_INPUTS = {
             data=f"results/{d}/data.h5ad",
             integrated=[integrated_output(d, m) for m in ran_methods(d)],
             scores=f"results/{d}/scores/scib.csv",
-            seed=config["seed"],
+            seed=REPLICATES[d].seed,
         ),
     ),
     "de_recovery": (False, lambda d: dict(de=expand("results/{dataset}/scores/de.csv", dataset=DATASETS))),
@@ -72,8 +72,14 @@ FIGURE_INPUTS = {
         if PUBLISHED
         else {}
     ),
+    # with seeds or a sweep: each method's scores against the swept value, from the aggregates only
+    **(
+        {"sweep": (False, lambda d: dict(aspects="results/aggregate/aspects.csv", scib="results/aggregate/scib.csv"))}
+        if REPLICATED
+        else {}
+    ),
 }
-FILE_ARGS = {"scib", "data", "integrated", "scores", "de", "genes", "truth", "explain", "published", "after"}
+FILE_ARGS = {"scib", "data", "integrated", "scores", "de", "genes", "truth", "explain", "published", "after", "aspects"}
 
 
 def figure_stem(key, dataset=None):

@@ -21,7 +21,7 @@ for method in METHODS:
         params:
             method=method,
             params=config["methods"][method],
-            seed=config["seed"],
+            seed=method_seed,
         log:
             f"results/logs/{{dataset}}/integrate/{method}.log",
         benchmark:

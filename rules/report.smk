@@ -63,6 +63,8 @@ rule report:
         de=expand("results/{dataset}/scores/de.csv", dataset=DATASETS),
         explain="results/explain_summary.csv",
         verdict="results/verdict.csv",
+        # with seeds or a sweep: the means over seeds and rank stability (rules/aggregate.smk)
+        aspects=["results/aggregate/aspects.csv"] if REPLICATED else [],
         # the published values and which of their claims reproduce, when the config names them
         published=PUBLISHED,
         claims=["results/figures/paper_claims.csv"] if PUBLISHED else [],

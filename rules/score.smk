@@ -84,6 +84,8 @@ rule verdict:
         explain="results/explain_summary.csv",
     output:
         "results/verdict.csv",
+    params:
+        replicates=replicate_rows(REPLICATES),  # with seeds: means over seeds, intervals, paired tests
     log:
         "results/logs/verdict.log",
     conda:

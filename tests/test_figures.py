@@ -276,8 +276,22 @@ def explain_genes_inputs(folder) -> dict:
     return dict(genes=genes, data=folder / "data.h5ad", scores=folder / "scores" / "explain.csv")
 
 
+def sweep_inputs(root) -> dict:
+    """The sweep figure's arguments: the aggregates of d1 and d2, taken as two seeds of one dataset."""
+    from workflow_scripts.aggregate import write_aggregates
+
+    replicates = pd.DataFrame(
+        {"dataset": DATASETS, "base_dataset": "sim", "sweep_parameter": "", "sweep_value": "", "seed": [0, 1]}
+    )
+    tables = {t: [str(root / d / "scores" / f"{t}.csv") for d in DATASETS] for t in ("scib", "expression", "de")}
+    write_aggregates({**tables, "explain": [str(root / "explain_summary.csv")]}, replicates, root / "aggregate")
+    return dict(aspects=root / "aggregate" / "aspects.csv", scib=root / "aggregate" / "scib.csv")
+
+
 def figure_inputs(key: str, root) -> dict:
     """The draw function's arguments, as the figure's rule passes them (failed dataset d2)."""
+    if key == "sweep":
+        return sweep_inputs(root)
     d2 = root / "d2"
     produced = [str(p) for p in sorted((d2 / "integrated").glob("*.h5ad"))]
     de = [str(root / d / "scores" / "de.csv") for d in DATASETS]

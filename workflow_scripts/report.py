@@ -172,6 +172,19 @@ def published_html(published: str | Path, claims: str | Path) -> str:
     )
 
 
+def aspects_html(aspects: str | Path) -> str:
+    """The replicates' table (results/aggregate/aspects.csv): each aspect's mean over seeds, its
+    95 % t-interval and how stable each method's rank is, per dataset and sweep value."""
+    table = read_table(aspects).drop(columns=["metric", "higher_is_better", "sd"])
+    intro = (
+        "<p>Per dataset and sweep value, each method's mean over seeds with its 95 % Student-t interval; "
+        "<code>modal_rank</code>: its most frequent rank within its group, <code>rank_stability</code>: the share "
+        "of seeds in which it holds that rank (1 = every seed). All aggregates: <code>results/aggregate/</code>.</p>"
+    )
+    summary = "<summary>Every aspect, method, dataset and sweep value (click to show)</summary>"
+    return f"<h3>Across seeds and the sweep</h3>{intro}<details>{summary}{table_html(table)}</details>"
+
+
 def verdict_html(verdict: str | Path) -> str:
     """The first screen: per aspect, the best method given the labels, the best label-free one,
     the best explanation method and the controls; then every method's rank within its group."""
@@ -185,6 +198,12 @@ def verdict_html(verdict: str | Path) -> str:
         "ceiling, <code>unintegrated</code> and <code>shuffled</code> as floors; <code>random</code> is the "
         "explanations' floor.</p>"
     )
+    if "n_seeds" in table and table["n_seeds"].max() > 1:
+        intro += (
+            f"<p>Over {int(table['n_seeds'].max())} seeds: each value is the mean of the per-seed means, in brackets its "
+            "95 % Student-t interval over seeds. A method is <em>not distinguishable</em> from its group's best when a "
+            "paired t-test over the seeds gives p &ge; 0.05 (<code>p_vs_best</code> in the table below).</p>"
+        )
     summary = "<summary>Every method's mean and rank within its group (click to show)</summary>"
     return f"{intro}{table_html(headline(table))}<details>{summary}{table_html(ranks)}</details>"
 
@@ -203,11 +222,13 @@ def build_report(
     published: str | Path | None = None,
     claims: str | Path | None = None,
     verdict: str | Path | None = None,
+    aspects: str | Path | None = None,
 ) -> str:
     """Write the report to ``output`` and return its path. ``figures`` are PNGs named as
     :func:`workflow_scripts.figures.stem` names them, in the order they are shown. ``published``
     (a config's published values) and ``claims`` (the paper figure's verdicts) come together;
-    ``verdict`` (rule ``verdict``'s table) opens the page."""
+    ``verdict`` (rule ``verdict``'s table) opens the page; ``aspects`` (with seeds or a sweep:
+    ``results/aggregate/aspects.csv``) adds the means over seeds to the tables."""
     paper = published_html(published, claims) if published and claims else ""
     config_yaml = html.escape(yaml.dump(dict(config), Dumper=_PlainDumper, sort_keys=False))
     sections = [
@@ -219,7 +240,7 @@ def build_report(
         ),
         ("datasets", "Datasets", table_html(dataset_summary(data))),
         ("figures", "Figures", "".join(figure_html(p, Path(output).parent) for p in figures)),
-        ("tables", "Tables", paper + tables_html(scib, truth, de, explain, results)),
+        ("tables", "Tables", paper + (aspects_html(aspects) if aspects else "") + tables_html(scib, truth, de, explain, results)),
         (
             "software",
             "Software",
@@ -259,4 +280,5 @@ if __name__ == "__main__":
             next(iter(smk.input.published), None),
             next(iter(smk.input.claims), None),
             smk.input.verdict,
+            next(iter(smk.input.aspects), None),  # [] unless the config replicates
         )

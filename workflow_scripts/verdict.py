@@ -5,6 +5,11 @@ Drawn from the summary score tables only (rule ``verdict`` -> ``results/verdict.
 aspect is one score, averaged over the datasets that have it; a method's scIB scores are those of
 its best representation by overall score on each dataset (its embedding or the PCA of its
 corrected values), as the score tables rank them.
+
+With replicates (config ``seeds``, more than one), each method's score is the mean over seeds of
+its per-seed value (itself the mean over that seed's datasets), with a 95 % t-interval; the best
+of each group is compared with every other method of the group by a paired t-test over seeds
+(:mod:`workflow_scripts.intervals`), and p >= 0.05 means the two are not distinguishable.
 """
 
 from dataclasses import dataclass
@@ -12,7 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from workflow_scripts.intervals import ALPHA, paired_p, t_interval
+
 COLUMNS = ["aspect", "score", "higher_is_better", "group", "rank", "method", "value", "n_values"]
+SEED_COLUMNS = ["ci_low", "ci_high", "n_seeds", "p_vs_best"]  # over seeds: NaN (n_seeds 1) without replicates
 GROUPS = {True: "uses labels", False: "label-free"}
 EXPLANATION = "explanation"
 CONTROL_GROUP = "control"
@@ -53,7 +61,7 @@ def _best_representation(scib: pd.DataFrame) -> pd.DataFrame:
     return totals.merge(best, on=["dataset", "method", "representation"])
 
 
-def _entries(aspect: Aspect, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def aspect_entries(aspect: Aspect, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """(dataset, name, group, value) of every method and control that has this score."""
     table = _best_representation(tables["scib"]) if aspect.table == "scib" else tables[aspect.table]
     rows = table[(table["metric"] == aspect.metric) & (table["status"] == "ok")]
@@ -72,23 +80,53 @@ def _entries(aspect: Aspect, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame({"dataset": rows["dataset"], "name": name, "group": group, "value": rows["value"]})
 
 
-def verdict(scib: pd.DataFrame, truth: pd.DataFrame, explain: pd.DataFrame) -> pd.DataFrame:
+def verdict(scib: pd.DataFrame, truth: pd.DataFrame, explain: pd.DataFrame, seeds: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (aspect, group, method): its mean score (over datasets; for explanations over
     every dataset, covariate and scope), how many values that mean has, and its rank within its
-    group (controls unranked); the explanation methods form one group of their own."""
+    group (controls unranked); the explanation methods form one group of their own.
+
+    ``seeds`` (columns ``dataset``, ``seed``: each concrete dataset's replicate) makes the score
+    the mean over seeds of each seed's mean, with its 95 % t-interval (``ci_low``, ``ci_high``)
+    and the paired t-test p against the group's best (``p_vs_best``)."""
     tables = {"scib": scib, "truth": truth, "explain": explain}
     out = []
     for aspect in ASPECTS:
-        entries = _entries(aspect, tables)
+        entries = aspect_entries(aspect, tables)
         if entries.empty:
             continue
-        means = entries.groupby(["group", "name"], sort=False)["value"].agg(["mean", "count"]).reset_index()
-        for group, rows in means.groupby("group", sort=False):
-            rows = rows.sort_values("mean", ascending=not aspect.higher_is_better)
-            ranks = np.arange(1, len(rows) + 1) if group != CONTROL_GROUP else [np.nan] * len(rows)
-            for rank, row in zip(ranks, rows.itertuples(), strict=False):
-                out.append((aspect.name, aspect.metric, aspect.higher_is_better, group, rank, row.name, row.mean, row.count))
-    return pd.DataFrame(out, columns=COLUMNS)
+        seed_of = dict(zip(seeds["dataset"], seeds["seed"], strict=True)) if seeds is not None else {}
+        entries = entries.assign(seed=entries["dataset"].map(seed_of).fillna(-1))
+        per_seed = entries.groupby(["group", "name", "seed"], sort=False)["value"].agg(["mean", "count"]).reset_index()
+        for (group, name), rows in per_seed.groupby(["group", "name"], sort=False):
+            mean, _, low, high = t_interval(rows["mean"])
+            out.append((aspect, group, name, mean, rows["count"].sum(), low, high, len(rows), rows.set_index("seed")["mean"]))
+    table = pd.DataFrame(out, columns=["aspect", "group", "method", "value", "n_values", *SEED_COLUMNS[:3], "by_seed"])
+    return _rank(table)
+
+
+def _rank(table: pd.DataFrame) -> pd.DataFrame:
+    """Rank within each (aspect, group), best first (controls unranked), and the paired p of
+    each method against the best over their shared seeds."""
+    rows = []
+    for (aspect, group), part in table.groupby(["aspect", "group"], sort=False):
+        part = part.sort_values("value", ascending=not aspect.higher_is_better)
+        ranked = group != CONTROL_GROUP
+        best = part["by_seed"].iloc[0]
+        for rank, row in enumerate(part.itertuples(), start=1):
+            shared = best.index.intersection(row.by_seed.index)
+            p = paired_p(row.by_seed[shared], best[shared]) if ranked and rank > 1 else np.nan
+            rows.append(
+                (aspect.name, aspect.metric, aspect.higher_is_better, group, rank if ranked else np.nan, row.method,
+                 row.value, row.n_values, row.ci_low, row.ci_high, row.n_seeds, p)
+            )  # fmt: skip
+    return pd.DataFrame(rows, columns=COLUMNS + SEED_COLUMNS)
+
+
+def _value_text(row) -> str:
+    """'0.712', or with its interval over seeds '0.712 [0.690, 0.734]' when there is one."""
+    if row.get("n_seeds", 1) > 1 and not pd.isna(row.get("ci_low")):
+        return f"{row['value']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+    return f"{row['value']:.3f}"
 
 
 def headline(table: pd.DataFrame) -> pd.DataFrame:
@@ -99,9 +137,15 @@ def headline(table: pd.DataFrame) -> pd.DataFrame:
         for group in (*GROUPS.values(), EXPLANATION):
             top = part[(part["group"] == group) & (part["rank"] == 1)]
             if not top.empty:
-                row[f"best, {group}"] = f"{top['method'].iloc[0]} ({top['value'].iloc[0]:.3f})"
+                row[f"best, {group}"] = f"{top['method'].iloc[0]} ({_value_text(top.iloc[0])})"
+                if "p_vs_best" in part:  # with replicates: the methods a paired t-test cannot tell apart from it
+                    tied = part[(part["group"] == group) & (part["rank"] > 1) & (part["p_vs_best"] >= ALPHA)]
+                    if not tied.empty:
+                        row[f"best, {group}"] += "; not distinguishable from " + ", ".join(
+                            f"{m} (p = {p:.2f})" for m, p in zip(tied["method"], tied["p_vs_best"], strict=True)
+                        )
         controls = part[part["group"] == CONTROL_GROUP]
-        row["controls"] = ", ".join(f"{m} {v:.3f}" for m, v in zip(controls["method"], controls["value"], strict=False))
+        row["controls"] = ", ".join(f"{r['method']} {_value_text(r)}" for _, r in controls.iterrows())
         rows.append(row)
     return pd.DataFrame(rows).fillna("")
 
@@ -113,4 +157,4 @@ if __name__ == "__main__":
     smk = snakemake  # noqa: F821 (injected by Snakemake's script: directive)
     with log_to_file(smk.log[0]):
         inputs = {name: read_score_table(getattr(smk.input, name)) for name in ("scib", "truth", "explain")}
-        write_table(verdict(**inputs), smk.output[0])
+        write_table(verdict(**inputs, seeds=pd.DataFrame(smk.params.replicates)), smk.output[0])

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from workflow_scripts.figures import cost, de, explain, mixing, paper, scib_table, truth, umap
+from workflow_scripts.figures import cost, de, explain, mixing, paper, scib_table, sweep, truth, umap
 from workflow_scripts.figures.common import save
 
 
@@ -99,6 +99,14 @@ FIGURES = {
         "'not run here' = the paper's method only, 'failed' = ours failed; the text below says which orderings reproduce.",
         paper.draw,
         needs="published",
+    ),
+    "sweep": Figure(
+        "Scores across seeds and the sweep",
+        "Each method's score (rows: scIB overall, mixing, biology kept, distance to the truth) against the swept "
+        "simulation parameter, per dataset (columns): the mean over seeds, the band its 95 % t-interval (Student's t); "
+        "where a line drops, the method breaks. Dashed grey: controls.",
+        sweep.draw,
+        needs="seeds",  # or sweep: drawn whenever the config replicates
     ),
 }
 
