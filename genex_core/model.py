@@ -336,7 +336,7 @@ class GENEX:
         adversarial = args["adversarial"]
         step, start = 0, time.perf_counter()
         bar = tqdm(range(args["max_epochs"]), desc="GENEX", unit="epoch", disable=not progress)
-        for _ in bar:
+        for epoch in bar:
             module.train()
             sums = {key: torch.zeros((), device=device) for key in history if key[:2] in ("d_", "g_")}
             n_d = n_g = 0
@@ -350,9 +350,8 @@ class GENEX:
                 _accumulate(sums, "d_", d_loss)
                 step, n_d = step + 1, n_d + 1
                 if step % args["n_critic"] == 0:
-                    cov_targets = module.sample_covariate_targets(codes, generator)
                     D.requires_grad_(False)  # G's step needs gradients through D, not of D
-                    g_loss = module.neutral_generator_loss(x, codes, groups, cov_targets, adversarial)
+                    g_loss = module.neutral_generator_loss(x, codes, groups, adversarial)
                     opt_g.zero_grad(set_to_none=True)
                     g_loss.total.backward()
                     opt_g.step()
@@ -362,7 +361,7 @@ class GENEX:
             for key, total in sums.items():  # an epoch without a step records None
                 n = n_d if key.startswith("d_") else n_g
                 history[key].append(total.item() / n if n else None)
-            history["offset_update"].append(self._update_offsets())
+            history["offset_update"].append(self._update_offsets(covariates=epoch == args["max_epochs"] - 1))
             history["elapsed_s"].append(time.perf_counter() - start)
             bar.set_postfix({k: f"{v[-1]:.3g}" for k, v in history.items() if k in _SHOWN and v[-1] is not None})
         return history
@@ -381,19 +380,28 @@ class GENEX:
             yield x, codes, self._train_groups(idx, codes)
         self.full_passes += 1
 
-    def _update_offsets(self) -> float:
+    def _update_offsets(self, covariates: bool = False) -> float:
         """One exact pass over the neutral translations and one offset update; returns the
-        remaining mean |deviation| it corrected. Training mode after."""
+        remaining mean |deviation| it corrected. ``covariates``: the same pass also fits the
+        explained covariates' log fold changes (they do not depend on the networks). Training
+        mode after."""
         module = self.module
         module.eval()
-        acc = None
+        acc, cov_acc = None, None
         with torch.inference_mode():
             for x, codes, groups in self._training_chunks():
                 y = module.generator(x, codes, module.neutral_codes(codes), groups, unmasked=True)
                 y = y + module.generator.offset(codes[:, 0], groups)  # x + Delta: before the offsets
                 moments = module.expressed_moments(y, x, codes, groups)
                 acc = moments if acc is None else tuple(a + m for a, m in zip(acc, moments, strict=False))
+                if covariates:
+                    cov = module.covariate_moments(x, codes, groups)
+                    cov_acc = (
+                        cov if cov_acc is None else [(n + dn, s + ds) for (n, s), (dn, ds) in zip(cov_acc, cov, strict=True)]
+                    )
             deviation = module.update_offsets(*acc)
+            if cov_acc:
+                module.update_covariate_effects(cov_acc)
         module.train()
         return deviation
 
@@ -655,7 +663,7 @@ class GENEX:
         self,
         covariate: str | None = None,
         per: Literal["cell_type"] | None = "cell_type",
-        method: Literal["lfc", "translation", "ig_neutral", "ig_zero", "smoothgrad"] = "lfc",
+        method: Literal["counterfactual", "ig_neutral", "ig_zero", "smoothgrad"] = "counterfactual",
         adata: ad.AnnData | None = None,
         n_steps: int = 20,
         batch_size: int = 128,
@@ -663,65 +671,56 @@ class GENEX:
         seed: int = 0,
         store: bool = False,
     ) -> pd.DataFrame:
-        """Genes tied to each level of each covariate, ranked over the model's design (and, for
-        the networks' attributions, by its networks), tested on the data. The statistic, the
-        test and the measurements behind the defaults are in :mod:`genex_core.explain`.
+        """Genes tied to each level of each covariate, ranked by the trained model and tested
+        on the data (the statistics are in :mod:`genex_core.explain`, the measurements in
+        ``docs/method.md``).
 
         Parameters
         ----------
         covariate
-            The batch key, the label key or a covariate key; ``None``: all of them.
+            The batch key or a covariate key (with ``method="counterfactual"``; the label key
+            with the attribution methods); ``None``: all of them.
         per
-            ``"cell_type"``: also score each level within each cell type (not for the label
-            itself); ``None``: overall only (the only choice in label-free mode).
+            ``"cell_type"``: also score each level within each cell type; ``None``: overall
+            only (the only choice in label-free mode).
         method
-            What ranks the genes. ``"lfc"`` (default; best on ``benchmarks/explain_variants.py``:
-            mean AUPRC against the simulated truth 0.865, translation 0.661, ig_neutral 0.685,
-            smoothgrad 0.679, ig_zero 0.602): the stratified log fold change of mean CP10k
-            between the level's cells and the rest, over the model's design but not its
-            networks. The networks' attributions: ``"translation"``, ``x - G(x ->
-            covariate-free code)``, the generator's own estimate of the covariate's shift;
-            ``"ig_neutral"``: captum integrated gradients of the discriminator's classifier
-            head (log-probability of the level) from that translation to the cell;
-            ``"ig_zero"``: the same from zero (the published recipe); ``"smoothgrad"``: the
-            head's SmoothGrad gradient times ``x - G(x -> covariate-free code)``.
+            ``"counterfactual"`` (default): every cell translated by the generator to the
+            level and to the other levels (only that code changes); the log ratio of the
+            translations' mean CP10k. ``"ig_neutral"``, ``"ig_zero"`` (published),
+            ``"smoothgrad"``: attributions of the discriminator's classifier head.
         adata
             Data to explain (the model's genes and known levels), e.g. a subset of cells to
             bound the cost; ``None``: the training data.
         n_steps
-            Integrated-gradient steps (``ig_*``). Published: 50; with captum's Gauss-Legendre
-            steps the scores at 20 steps matched those at 50 (Spearman >= 0.998).
+            Integrated-gradient steps (``ig_*``; published: 50).
         batch_size
-            Cells per chunk: memory is bounded by one chunk (times ``n_steps`` for IG), not
-            by the number of cells. Runs on the model's device.
+            Cells per chunk: memory is bounded by one chunk, not by the number of cells.
         alpha
             FDR level of ``significant``.
         seed
-            Seeds SmoothGrad's noise (the other methods draw nothing): on the CPU the same
-            call gives an identical table.
+            Seeds SmoothGrad's noise (the other methods draw nothing): the same call gives
+            an identical table.
         store
             Also write into ``adata`` (the model's data if ``None``), replacing earlier
-            results: ``varm["genex_<covariate>"]``, a DataFrame genes x levels of the
-            overall scores; ``uns["genex_explain"]``, the table; ``uns["genex_explain_params"]``,
-            the arguments.
+            results: ``varm["genex_<covariate>"]``, genes x levels of the overall scores;
+            ``uns["genex_explain"]``, the table; ``uns["genex_explain_params"]``, the arguments.
 
         Returns
         -------
         pandas.DataFrame
-            One row per (covariate, level, cell_type, gene): ``cell_type`` is ``"all"`` for
-            overall scores; ``score`` (``|effect|``) and ``rank`` (1 = most tied to the level,
-            within each covariate, level and cell type); ``effect``, the stratified difference
-            of the method's values between the level's cells and the rest (a natural-log fold
-            change for ``lfc``, a log1p-CP10k shift for ``translation``); ``data_effect``, the
-            same difference of log1p CP10k on the observed expression; ``pval`` (two-sided, of
-            ``data_effect`` against an empirical null), ``fdr`` (Benjamini-Hochberg) and
+            One row per (covariate, level, cell_type, gene), ``cell_type`` ``"all"`` for
+            overall rows: ``effect`` (the method's: a natural-log fold change for
+            ``counterfactual``), ``score`` (``|effect|``; overall rows of a label-conditioned
+            model: the root mean square of the per-type effects) and ``rank`` (1 = most
+            tied); ``data_effect``, the stratified log fold change of the observed cells,
+            with its ``pval`` (empirical null), ``fdr`` (Benjamini-Hochberg) and
             ``significant`` (``fdr <= alpha``).
 
         Raises
         ------
         ValueError
-            An unknown covariate, method or ``per``; ``per`` without labels; data without two
-            levels to compare in any stratum.
+            An unknown covariate, method or ``per``; the label with ``counterfactual``;
+            ``per`` without labels; data without two levels to compare in any stratum.
         RuntimeError
             If the model is not trained.
         """

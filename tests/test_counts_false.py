@@ -83,12 +83,12 @@ def test_scvi_de_is_skipped_with_a_visible_row(both, tmp_path):
 def test_count_based_explanations_are_skipped_with_visible_rows(both, tmp_path):
     _, log, paths = both
     tables = []
-    for method in ("genex", "genex_translation", "scvi_de", "mrvi", "random"):
+    for method in ("genex", "genex_ig", "scvi_de", "mrvi", "random"):
         tables.append(tmp_path / f"{method}.csv.gz")
         explain_to_csv(method, paths["log"], tables[-1], model_dir=tmp_path / "no_model")  # GENEX never ran: no model
     scores = score_explanations(paths["log"], tables, tmp_path / "explain.csv")
     skipped = scores[scores["method"] != "random"]
-    assert set(skipped["method"]) == {"genex", "genex_translation", "scvi_de", "mrvi"}
+    assert set(skipped["method"]) == {"genex", "genex_ig", "scvi_de", "mrvi"}
     assert (skipped["status"] == NEEDS_COUNTS).all() and skipped["value"].isna().all()
     assert (scores.loc[scores["method"] == "random", "status"] == "ok").all()
 

@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 
 from genex_core import GENEX
+from genex_core.preprocessing import log_normalize
 from workflow_scripts.contract import to_contract
 from workflow_scripts.de import ALL_CELLS
 from workflow_scripts.de_scores import NULL
-from workflow_scripts.explain_rivals import RIVALS, TABLE_COLUMNS, explain_to_csv, run_rival
+from workflow_scripts.explain_rivals import PSEUDOCOUNT, RIVALS, TABLE_COLUMNS, explain_to_csv, run_rival
 from workflow_scripts.explain_scores import BATCH_MIN_LOG_EFFECT, NO_TRUTH, RANKING, Truth, explain_scores, score_explanations
 from workflow_scripts.integrate import runner
 from workflow_scripts.simulate import simulate
@@ -77,16 +78,36 @@ def test_simple_rivals_beat_random(strong):
             assert scores[rival][(*key, "auprc")] > floor + 0.15, (rival, key)
 
 
+def test_stratified_lfc_is_the_stratified_log_fold_change(strong):
+    """Within each (batch, cell type) stratum: log of mean CP10k + pseudocount, case minus
+    control, weighted n_case n_control / n; the overall row scores the root mean square of
+    the per-type effects."""
+    table = run_rival("stratified_lfc", strong).query("covariate == 'condition' and level == 'case'")
+    cp10k = np.expm1(log_normalize(strong.X).toarray())
+    obs, effects, weights = strong.obs, [], []
+    for _, cells in obs.groupby(["batch", "cell_type"], observed=True).indices.items():
+        case = obs["condition"].to_numpy()[cells] == "case"
+        n1, n0 = case.sum(), (~case).sum()
+        effects.append(np.log(cp10k[cells][case].mean(0) + PSEUDOCOUNT) - np.log(cp10k[cells][~case].mean(0) + PSEUDOCOUNT))
+        weights.append(n1 * n0 / (n1 + n0))
+    by_type = obs.groupby(["batch", "cell_type"], observed=True).indices.keys()
+    for cell_type in obs["cell_type"].cat.categories:
+        keep = [i for i, (_, t) in enumerate(by_type) if t == cell_type]
+        expected = sum(weights[i] * effects[i] for i in keep) / sum(weights[i] for i in keep)
+        got = table[table["cell_type"] == cell_type].set_index("gene")["score"].reindex(strong.var_names)
+        np.testing.assert_allclose(got, np.abs(expected), rtol=1e-4, atol=1e-5)
+
+
 def test_genex_beats_random_in_the_same_table(strong, tmp_path):
     """A few epochs of GENEX, saved and explained as the workflow does, scored with the rivals."""
     model = GENEX(strong, covariate_keys=["condition"])
     model.train(max_epochs=5, batch_size=64, seed=0, progress=False)
     model.save(tmp_path / "model")
     strong.write_h5ad(tmp_path / "data.h5ad")
-    names = ["genex", "genex_translation", "mean_difference", "random"]  # a second GENEX run by name
+    names = ["genex", "genex_ig", "mean_difference", "random"]  # a second GENEX run by name
     tables = [tmp_path / f"{m}.csv.gz" for m in names]
     explain_to_csv("genex", tmp_path / "data.h5ad", tables[0], tmp_path / "model")
-    explain_to_csv(names[1], tmp_path / "data.h5ad", tables[1], tmp_path / "model", params={"method": "translation"})
+    explain_to_csv(names[1], tmp_path / "data.h5ad", tables[1], tmp_path / "model", params={"method": "ig_neutral"})
     for path in tables[2:]:
         explain_to_csv(path.name.split(".")[0], tmp_path / "data.h5ad", path)
     shuffled = [tables[2], tables[0], tables[3], tables[1]]  # GENEX first, in the given order

@@ -58,13 +58,13 @@ def test_default_config_dry_run(tmp_path):
     )
     for job in jobs:
         assert f"rule {job}:" in run.stdout or f"localrule {job}:" in run.stdout, job
-    assert "explain/genex_translation.csv.gz" in run.stdout  # a second GENEX explanation, by name
+    assert "explain/genex_ig.csv.gz" in run.stdout  # a second GENEX explanation, by name
 
 
 def test_failed_genex_is_scored_as_failed_not_explained(tmp_path):
     config = yaml.safe_load(TINY_CONFIG.read_text())
     config["methods"]["genex"] = {}
-    config["explain"] = {"genex": {}, "genex_translation": {"method": "translation"}, "random": {}}
+    config["explain"] = {"genex": {}, "genex_ig": {"method": "ig_neutral"}, "random": {}}
     record = tmp_path / "results" / "tiny" / "integrated" / "genex.failed.json"
     record.parent.mkdir(parents=True)
     record.write_text(json.dumps({"method": "genex", "dataset": "tiny", "reason": "MemoryError: out of memory"}))
