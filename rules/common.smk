@@ -32,6 +32,9 @@ if "sweep" in config:
     for _replicate in REPLICATES.values():
         validate({"datasets": {_replicate.base: _replicate.spec}, "methods": config["methods"]}, schema="../config/config.schema.yaml")
 DATASETS = list(REPLICATES)
+# the datasets whose per-dataset figures the report shows: with seeds, the first seed's only
+# (every seed is in the aggregates; 3 seeds would triple the page)
+FIGURE_DATASETS = [name for name, r in REPLICATES.items() if "seeds" not in config or r.seed == config["seeds"][0]]
 REPLICATED = "seeds" in config or "sweep" in config  # aggregates over seeds and sweep values
 
 

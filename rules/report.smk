@@ -4,7 +4,8 @@
 # (per dataset for the figures drawn per dataset, named <figure>_<dataset>) and options. Two rules draw them: one job
 # per dataset for that dataset's figures, one job for the figures across datasets, so plotting
 # libraries load a few times, not once per figure. Per-dataset figures read the outputs of the
-# methods that ran (ran_methods in common.smk) and show the failed and skipped ones.
+# methods that ran (ran_methods in common.smk) and show the failed and skipped ones; with seeds,
+# the report shows the per-dataset figures of the first seed (FIGURE_DATASETS).
 # With `published:` in the config (config/paper.yaml), figure "paper" puts a paper's published
 # values beside ours; its path, if relative, is the repository's (so --directory runs find it).
 
@@ -54,7 +55,7 @@ rule report:
         figures=[
             f"results/figures/{figure_stem(key, d)}.png"
             for key, (per_dataset, _) in FIGURE_INPUTS.items()
-            for d in (DATASETS if per_dataset else [None])
+            for d in (FIGURE_DATASETS if per_dataset else [None])
         ],
         data=expand("results/{dataset}/data.h5ad", dataset=DATASETS),
         integrated=[integrated_output(d, m) for d in DATASETS for m in ran_methods(d)],
