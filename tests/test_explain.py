@@ -176,3 +176,17 @@ def test_clear_errors(model, adata):
     one_batch = adata[adata.obs["batch"] == "Batch1"].copy()
     with pytest.raises(ValueError, match="explain more cells"):
         model.explain(covariate="batch", adata=one_batch)
+
+
+def test_plot_shows_a_levels_top_genes_per_cell_type(table):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from genex_core.plotting import explained_genes
+
+    ax = explained_genes(table, "condition", "case", n_genes=5)
+    top = table.query("covariate == 'condition' and level == 'case' and cell_type == 'all'").nsmallest(5, "rank")
+    assert [t.get_text() for t in ax.get_xticklabels()] == top["gene"].tolist()
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["overall", "Group1", "Group2"]
+    with pytest.raises(ValueError, match="no rows for covariate='condition', level='treated'"):
+        explained_genes(table, "condition", "treated")
