@@ -29,7 +29,6 @@ the genes (:func:`empirical_null_pvalues`); ``fdr`` is Benjamini-Hochberg within
 gene-level artefacts, not sampling noise. Measurements: ``docs/method.md``.
 """
 
-from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -75,7 +74,10 @@ def columns_to_explain(
     if per not in ("cell_type", None):
         raise ValueError(f"per must be 'cell_type' or None, got {per!r}.")
     if per and registry.label_key is None:
-        raise ValueError("per='cell_type' needs a label-conditioned model (made with label_key); pass per=None.")
+        raise ValueError(
+            "per='cell_type' needs a label-conditioned model (made with label_key); pass per=None. (Soft groups can "
+            "split by a strong covariate instead of by cell type, leaving nothing to contrast within them.)"
+        )
     if n_steps < 1 or batch_size < 1:
         raise ValueError("n_steps and batch_size must be positive.")
     keys = registry.keys
@@ -114,9 +116,10 @@ def explain(
     tables = []
     with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
         torch.manual_seed(seed)
+        types = cell_types(model.registry, codes)
         for column in columns:
-            moments = _accumulate(model, counts, codes, column, method, n_steps, batch_size)
-            tables += _tables(model, codes, column, moments, per, alpha)
+            moments = _accumulate(model, counts, codes, types, column, method, n_steps, batch_size)
+            tables += _tables(model, types, column, moments, per, alpha)
     if not tables:
         raise ValueError(
             f"no level of {[keys[c] for c in columns]} has 2 cells on each side of a contrast within a stratum "
@@ -129,10 +132,30 @@ def explain(
     return table
 
 
-def _strata_columns(registry, column: int) -> list[int]:
-    """Code columns whose combinations form the strata of ``column``: batch and label, minus
-    ``column`` itself."""
-    return [c for c in range(2 if registry.label_key else 1) if c != column]
+class CellTypes(NamedTuple):
+    """Each cell's cell type and the types' names (none in label-free mode), and the registry
+    column of the label (None when label-free)."""
+
+    codes: np.ndarray
+    names: list[str]
+    column: int | None
+
+
+def cell_types(registry: Registry, codes: np.ndarray) -> CellTypes:
+    if registry.label_key:
+        return CellTypes(codes[:, 1], list(registry.categories[registry.label_key]), 1)
+    return CellTypes(np.zeros(codes.shape[0], dtype=np.int64), [], None)
+
+
+def _strata(codes: np.ndarray, types: CellTypes, column: int) -> np.ndarray:
+    """Stratum index of each cell for contrasts of ``column``: its batch and cell type,
+    leaving out ``column`` itself."""
+    design = [codes[:, 0]] if column != 0 else []
+    if types.column not in (None, column):
+        design.append(types.codes)
+    if not design:
+        return np.zeros(codes.shape[0], dtype=np.int64)
+    return np.unique(np.column_stack(design), axis=0, return_inverse=True)[1].ravel()
 
 
 def translate_to(model: Networks, x: torch.Tensor, codes: torch.Tensor, column: int, level: int, groups) -> torch.Tensor:
@@ -245,17 +268,19 @@ class _Counterfactual:
         return np.log(means[level] + PSEUDOCOUNT) - np.log(others + PSEUDOCOUNT), None, n
 
 
-def _accumulate(model: Networks, counts, codes: np.ndarray, column: int, method: Method, n_steps: int, batch_size: int):
+def _accumulate(
+    model: Networks, counts, codes: np.ndarray, types: CellTypes, column: int, method: Method, n_steps: int, batch_size: int
+):
     """The method's moments (:class:`_Counterfactual` by cell type, or :class:`_Moments` of
     its attributions by stratum) and the observed CP10k's moments (for the test), chunk by
     chunk."""
     registry, module = model.registry, model.module
-    strata = _strata(codes, _strata_columns(registry, column))
+    strata = _strata(codes, types, column)
     n_strata, n_levels, n_genes = int(strata.max()) + 1, registry.n_levels[column], counts.shape[1]
     observed = _Moments(n_levels, n_strata, n_genes, model.device)
     if method == "counterfactual":
-        rows = codes[:, 1] if registry.label_key else np.zeros(codes.shape[0], dtype=np.int64)
-        explained = _Counterfactual(n_levels, int(rows.max()) + 1, n_genes, model.device)
+        rows = types.codes
+        explained = _Counterfactual(n_levels, max(len(types.names), 1), n_genes, model.device)
     else:
         explained = _Moments(n_levels, n_strata, n_genes, model.device)
     for idx in sequential_chunks(codes.shape[0], batch_size):
@@ -277,36 +302,27 @@ def _accumulate(model: Networks, counts, codes: np.ndarray, column: int, method:
     return explained, observed, strata
 
 
-def _strata(codes: np.ndarray, columns: Sequence[int]) -> np.ndarray:
-    """Stratum index of each cell: the combination of its codes in ``columns``."""
-    if not columns:
-        return np.zeros(codes.shape[0], dtype=np.int64)
-    return np.unique(codes[:, list(columns)], axis=0, return_inverse=True)[1].ravel()
-
-
-def _tables(model: Networks, codes: np.ndarray, column: int, moments, per: str | None, alpha: float) -> list[pd.DataFrame]:
+def _tables(model: Networks, types: CellTypes, column: int, moments, per: str | None, alpha: float) -> list[pd.DataFrame]:
     """Rows of one covariate: every level overall and, with ``per``, within each cell type
     (combinations without cells to contrast are left out).
 
-    The overall ``score`` of a covariate other than the label, in a label-conditioned model,
-    is the root mean square of its per-cell-type effects (weighted by the cell types' cells,
-    or their strata's weights): a gene moved in one cell type only is then scored by its
-    effect there, not diluted by the types it leaves alone."""
+    The overall ``score`` of a covariate other than the label is the root mean square of its
+    per-cell-type effects (weighted by the types' cells, or their strata's weights): a gene
+    moved in one cell type only is then scored by its effect there, not diluted by the types
+    it leaves alone."""
     explained, observed, strata = moments
     registry = model.registry
     key, levels = registry.keys[column], registry.categories[registry.keys[column]]
     counterfactual = isinstance(explained, _Counterfactual)
-    types = registry.categories[registry.label_key] if registry.label_key else []
     # the observed test's strata (and the attributions') in each row
     keeps = {ALL: np.ones(observed.n_strata, dtype=bool)}
     row_keeps = {ALL: np.ones(explained.n_strata, dtype=bool)}
-    if registry.label_key and column != 1:  # the label within one cell type has no contrast
-        label_of_stratum = np.zeros(observed.n_strata, dtype=np.int64)
-        label_of_stratum[strata] = codes[:, 1]
-        keeps |= {name: label_of_stratum == i for i, name in enumerate(types)}
-        row_keeps = (
-            keeps if not counterfactual else row_keeps | {name: np.arange(len(types)) == i for i, name in enumerate(types)}
-        )
+    if types.column not in (None, column):  # the label within one cell type has no contrast
+        type_of_stratum = np.zeros(observed.n_strata, dtype=np.int64)
+        type_of_stratum[strata] = types.codes
+        keeps |= {name: type_of_stratum == i for i, name in enumerate(types.names)}
+        by_type = {name: np.arange(len(types.names)) == i for i, name in enumerate(types.names)}
+        row_keeps = row_keeps | by_type if counterfactual else keeps
     genes = np.asarray(registry.var_names)
     rows = []
     for level, level_name in enumerate(levels):

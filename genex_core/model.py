@@ -682,7 +682,8 @@ class GENEX:
             with the attribution methods); ``None``: all of them.
         per
             ``"cell_type"``: also score each level within each cell type; ``None``: overall
-            only (the only choice in label-free mode).
+            only (the only choice in label-free mode: soft groups can split by a strong
+            covariate rather than by cell type, leaving nothing to contrast within them).
         method
             ``"counterfactual"`` (default): every cell translated by the generator to the
             level and to the other levels (only that code changes); the log ratio of the

@@ -137,10 +137,16 @@ def test_deterministic_and_independent_of_chunking(model, table):
 
 
 def test_label_free_model_explains_overall(adata):
+    """Its soft groups split by the strong condition here, not by cell type: the covariate's
+    translation is then estimated on all cells, and still recovers it."""
     model = GENEX(adata, label_key=None, covariate_keys=["condition"], **SMALL)
     model.train(**TRAIN)
     table = model.explain(per=None)
     assert set(table["covariate"]) == {"batch", "condition"} and set(table["cell_type"]) == {"all"}
+    truth = adata.var["condition_factor_case"].to_numpy() != 1
+    assert average_precision_score(truth, _case_scores(table, adata)["score"]) > 2 * truth.mean()
+    with pytest.raises(ValueError, match="needs a label-conditioned model"):
+        model.explain(per="cell_type")
 
 
 def test_store_writes_predictable_keys(model, adata, tmp_path):
