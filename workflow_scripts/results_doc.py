@@ -47,8 +47,10 @@ def results_markdown(results: str | Path) -> str:
     overall = pd.concat([best, missing], ignore_index=True)
     de = truth[(truth["metric"] == "auprc") & (truth["category"] == "cell_type_pair")].copy()
     de["method"] = de["method"].where(de["representation"] == "wilcoxon", de["representation"] + " (raw counts)")
-    explained = explain[explain["metric"] == "auprc"].groupby(["dataset", "method"], sort=False)["value"].mean().reset_index()
+    auprc = explain[(explain["metric"] == "auprc") & (explain["category"] != "cell_type") & (explain["status"] == "ok")]
+    explained = auprc.groupby(["dataset", "method"], sort=False)["value"].mean().reset_index()
     explained = explained.assign(status="ok", uses_labels=False)
+    rows = auprc.groupby(["category", "representation", "method"], sort=False)["value"].mean().unstack("method")
     parts = [
         "# Results of the default benchmark",
         f"Written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python -m workflow_scripts.results_doc {results}` "
@@ -61,8 +63,11 @@ def results_markdown(results: str | Path) -> str:
         + _markdown(_by_dataset(truth, (truth["metric"] == "mse") & (truth["representation"] == "corrected"))),
         "## DE between cell types (AUPRC; Wilcoxon on corrected values, or a workflow on raw counts)\n\n"
         + _markdown(_by_dataset(de, de.index == de.index)),
-        "## Explanations (AUPRC, mean over covariates and scopes)\n\n"
-        + _markdown(_by_dataset(explained, explained.index == explained.index)),
+        "## Explanations of batch and covariates (AUPRC, mean over covariates and scopes)\n\n"
+        "Cell types are scored as DE above (GENEX translates batch and covariates, not cell types).\n\n"
+        + _markdown(_by_dataset(explained, explained.index == explained.index))
+        + "\n\nRow by row (mean over datasets and levels):\n\n"
+        + _markdown(rows.reset_index()),
         "## Time per stage\n\n```\n" + stage_summary(results) + "\n```",
     ]
     return "\n\n".join(parts) + "\n"
