@@ -28,7 +28,7 @@ if GENEX_EXPLAINS:
             expand("results/{{dataset}}/explain/{explainer}.csv.gz", explainer=GENEX_EXPLAINS),
         params:
             methods=GENEX_EXPLAINS,
-            seed=config["seed"],
+            seed=method_seed,
             params=[EXPLAIN[m] for m in GENEX_EXPLAINS],
         log:
             "results/logs/{dataset}/explain/genex.log",
@@ -54,7 +54,7 @@ if CHEAP_RIVALS:
             expand("results/{{dataset}}/explain/{rival}.csv.gz", rival=CHEAP_RIVALS),
         params:
             methods=CHEAP_RIVALS,
-            seed=config["seed"],
+            seed=method_seed,
             params=[EXPLAIN[r] for r in CHEAP_RIVALS],
         log:
             "results/logs/{dataset}/explain/rivals.log",
@@ -80,7 +80,7 @@ rule explain_rivals_scvi:
         rival="|".join(MODEL_RIVALS) or "none",
     params:
         methods=lambda wildcards: [wildcards.rival],
-        seed=config["seed"],
+        seed=method_seed,
         params=lambda wildcards, input: [dict(EXPLAIN[wildcards.rival], **({"model_dir": input.model[0]} if input.model else {}))],
     log:
         "results/logs/{dataset}/explain/{rival}.log",

@@ -58,7 +58,7 @@ def test_default_config_dry_run(tmp_path):
     )
     for job in jobs:
         assert f"rule {job}:" in run.stdout or f"localrule {job}:" in run.stdout, job
-    assert "explain/genex_ig.csv.gz" in run.stdout  # a second GENEX explanation, by name
+    assert "explain/stratified_lfc.csv.gz" in run.stdout  # the strongest rival, in the cheap rivals job
 
 
 def test_failed_genex_is_scored_as_failed_not_explained(tmp_path):
