@@ -30,6 +30,6 @@ rule all:
 
 
 onsuccess:
-    from workflow_scripts.cost import stage_summary
+    from workflow_scripts.report.cost import stage_summary
 
     print(stage_summary())

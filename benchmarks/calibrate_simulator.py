@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from workflow_scripts.splat_calibration import compare_to_reference
+from workflow_scripts.data.splat_calibration import compare_to_reference
 
 default = Path(__file__).resolve().parents[2] / "shared" / "reference" / "splatter_reference"
 reference = Path(sys.argv[1]) if len(sys.argv) > 1 else default

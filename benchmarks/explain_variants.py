@@ -1,7 +1,7 @@
 """Which GENEX explanation recovers the simulated truth: AUPRC and AUROC of each variant per
 covariate, next to a random ranking and a simple baseline, and the wall time of explain.
 
-GENEX is trained as ``workflow_scripts.methods.run_genex`` trains it (label-conditioned, the
+GENEX is trained as ``workflow_scripts.integrate.methods.run_genex`` trains it (label-conditioned, the
 dataset's covariates registered, the training arguments of ``methods: genex`` in
 config/config.yaml) on :data:`SIMULATION`, which has every kind of truth at once (or on a
 simulated dataset of the config, ``--dataset``). The truth, from the simulator's
@@ -18,7 +18,7 @@ two-level covariate share one truth):
 
 Baselines: a random ranking; ``mean-diff``: |difference of mean log1p CP10k between the
 level's cells and the rest| (within the cell type for per-cell-type rows); ``stratified_lfc``,
-the workflow's strongest statistical rival (:mod:`workflow_scripts.explain_rivals`). The
+the workflow's strongest statistical rival (:mod:`workflow_scripts.analyse.explain`). The
 significance table gives how many genes explain calls significant, and the share of them
 that are false (FDP) and the share of the truth they find (recall).
 
@@ -44,8 +44,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from genex_core import GENEX
 from genex_core.explain import ALL, DEFAULT_METHOD, METHODS
 from genex_core.preprocessing import log_normalize
-from workflow_scripts.datasets import load_dataset
-from workflow_scripts.explain_rivals import run_rival
+from workflow_scripts.analyse.explain import run_rival
+from workflow_scripts.data.datasets import load_dataset
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 STRONG_SHARE = 0.1  # batch truth: this share of genes with the largest batch contrast

@@ -2,7 +2,7 @@
 
 Trains, on the default scenarios of config/config.yaml (``--config config/stress.yaml`` for the
 stress scenarios), every GENEX variant through the workflow's own runner
-(``workflow_scripts.integrate.runner``) and scores it beside ``label_shift``, ComBat and scANVI
+(``workflow_scripts.integrate.run.runner``) and scores it beside ``label_shift``, ComBat and scANVI
 (and the unintegrated data and the batch-free truth as controls):
 
 * ``batch_knn`` / ``type_knn``: 5-fold cross-validated 15-NN accuracy of batch and cell type on
@@ -47,8 +47,8 @@ from threadpoolctl import threadpool_limits
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from workflow_scripts.datasets import load_dataset  # noqa: E402
-from workflow_scripts.integrate import runner  # noqa: E402
+from workflow_scripts.data.datasets import load_dataset  # noqa: E402
+from workflow_scripts.integrate.run import runner  # noqa: E402
 
 SCENARIOS = ("confounded", "interaction", "null_covariate", "platform")
 # name: (runner, uses labels, arguments); GENEX variants get the shared training arguments.

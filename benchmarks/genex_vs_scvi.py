@@ -27,7 +27,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from genex_core import GENEX
 from genex_core.preprocessing import log_normalize
-from workflow_scripts.simulate import simulate
+from workflow_scripts.data.simulate import simulate
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 

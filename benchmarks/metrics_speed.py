@@ -15,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from workflow_scripts.datasets import prepare_dataset
-from workflow_scripts.integrate import failure_record_path, integrate
-from workflow_scripts.scib_scores import collect, score_to_csv
-from workflow_scripts.score_table import read_failures
+from workflow_scripts.data.datasets import prepare_dataset
+from workflow_scripts.integrate.run import failure_record_path, integrate
+from workflow_scripts.score.scib import collect, score_to_csv
+from workflow_scripts.score.table import read_failures
 
 
 def in_fresh_process(function, *args):

@@ -4,7 +4,7 @@ For each size (default 10,000 and 100,000 cells x 2,000 genes, 6 batches, 10 cel
 config/large.yaml): the simulator; GENEX's and scVI's seconds per epoch and peak memory
 (trained in this process, same threads; GENEX from memory and from a backed h5ad); GENEX's
 inference streamed to disk (``write_corrected``, float16); and the scIB metrics stage
-(``workflow_scripts.scib_scores.score_method`` on the unintegrated PCA embedding, quadratic
+(``workflow_scripts.score.scib.score_method`` on the unintegrated PCA embedding, quadratic
 metrics subsampled above 20,000 cells). Growth: the log-log slope between the two largest sizes,
 extrapolated to 1,000,000 cells.
 
@@ -48,7 +48,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from genex_core import GENEX
-from workflow_scripts.simulate import simulate
+from workflow_scripts.data.simulate import simulate
 
 TARGET = 1_000_000
 WARMUP_CELLS = 600
@@ -129,10 +129,10 @@ def scvi_train(data: ad.AnnData, epochs: int) -> None:
 
 
 def metrics_stage(data: ad.AnnData, threads: int) -> None:
-    from workflow_scripts.baseline import run_unintegrated
     from workflow_scripts.contract import to_contract
-    from workflow_scripts.integrate import EMBEDDING
-    from workflow_scripts.scib_scores import score_method
+    from workflow_scripts.integrate.baseline import run_unintegrated
+    from workflow_scripts.integrate.run import EMBEDDING
+    from workflow_scripts.score.scib import score_method
 
     contract = to_contract(data.copy(), "scaling")
     integrated = ad.AnnData(obs=contract.obs[[]].copy())

@@ -7,7 +7,7 @@ import argparse
 import resource
 import time
 
-from workflow_scripts.simulate import simulate
+from workflow_scripts.data.simulate import simulate
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--cells", type=int, default=100_000)

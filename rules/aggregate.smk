@@ -1,6 +1,6 @@
 # Replicates and sweeps (config `seeds`, `sweep`): every score table's mean and 95 % t-interval
 # over seeds, ranks per seed and their stability -> results/aggregate/*.csv
-# (workflow_scripts/aggregate.py). Only when the config replicates; the sweep figure reads them.
+# (workflow_scripts/score/aggregate.py). Only when the config replicates; the sweep figure reads them.
 
 localrules: aggregate  # it stacks CSVs: not worth a cluster job
 
@@ -24,4 +24,4 @@ rule aggregate:
     conda:
         "../envs/score.yaml"
     script:
-        "../workflow_scripts/aggregate.py"
+        "../workflow_scripts/score/aggregate.py"

@@ -67,7 +67,7 @@ def all_targets():
 
 
 METHODS = list(config["methods"])
-RAW_DE_WORKFLOWS = list(config["de"])  # DE on the raw counts (workflow_scripts/de.py)
+RAW_DE_WORKFLOWS = list(config["de"])  # DE on the raw counts (workflow_scripts/analyse/de.py)
 for _method in METHODS:
     if (_start := REGISTRY[_method].starts_from) and _start not in METHODS:
         raise ValueError(f"config: methods: {_method} starts from {_start}'s trained model: add `{_start}: {{}}` to methods")
@@ -98,7 +98,7 @@ def skipped_methods(dataset):
 
 
 def failure_record(dataset, method):
-    """Written by workflow_scripts/integrate.py when a method fails (the rule fails too)."""
+    """Written by workflow_scripts/integrate/run.py when a method fails (the rule fails too)."""
     return f"results/{dataset}/integrated/{method}.failed.json"
 
 

@@ -19,4 +19,4 @@ rule dataset:
     conda:
         "../envs/data.yaml"
     script:
-        "../workflow_scripts/datasets.py"
+        "../workflow_scripts/data/datasets.py"

@@ -1,5 +1,5 @@
 # Stage 3b: differential expression of every method's output and of covariate-aware workflows on
-# the raw counts, scored against the simulated DE genes (workflow_scripts/de.py, de_scores.py).
+# the raw counts, scored against the simulated DE genes (workflow_scripts/analyse/de.py, de_scores.py).
 
 
 rule de_raw_counts:
@@ -28,7 +28,7 @@ rule de_raw_counts:
     conda:
         "../envs/integrate.yaml"  # scvi-tools
     script:
-        "../workflow_scripts/de_scores.py"
+        "../workflow_scripts/score/de.py"
 
 
 rule score_de:
@@ -52,4 +52,4 @@ rule score_de:
     conda:
         "../envs/score.yaml"
     script:
-        "../workflow_scripts/de_scores.py"
+        "../workflow_scripts/score/de.py"

@@ -1,6 +1,6 @@
 # Stage 3c: the genes tied to each covariate level, from GENEX's trained model and from rival
-# rankings on the raw counts (workflow_scripts/explain_rivals.py) -> results/<dataset>/explain/
-# <method>.csv.gz, scored against the simulated gene effects (workflow_scripts/explain_scores.py).
+# rankings on the raw counts (workflow_scripts/analyse/explain.py) -> results/<dataset>/explain/
+# <method>.csv.gz, scored against the simulated gene effects (workflow_scripts/score/explain.py).
 
 # Explanation methods and their parameters, in table order ({} = defaults): GENEX's (`genex`
 # and `genex_<name>` entries: GENEX.explain arguments, run when GENEX is among the methods) and
@@ -42,7 +42,7 @@ if GENEX_EXPLAINS:
         conda:
             "../envs/integrate.yaml"
         script:
-            "../workflow_scripts/explain_rivals.py"
+            "../workflow_scripts/analyse/explain.py"
 
 
 if CHEAP_RIVALS:
@@ -66,7 +66,7 @@ if CHEAP_RIVALS:
         conda:
             "../envs/score.yaml"
         script:
-            "../workflow_scripts/explain_rivals.py"
+            "../workflow_scripts/analyse/explain.py"
 
 
 rule explain_rivals_scvi:
@@ -93,7 +93,7 @@ rule explain_rivals_scvi:
     conda:
         "../envs/integrate.yaml"  # scvi-tools
     script:
-        "../workflow_scripts/explain_rivals.py"
+        "../workflow_scripts/analyse/explain.py"
 
 
 rule score_explain:
@@ -120,7 +120,7 @@ rule score_explain:
     conda:
         "../envs/score.yaml"
     script:
-        "../workflow_scripts/explain_scores.py"
+        "../workflow_scripts/score/explain.py"
 
 
 rule explain_summary:
@@ -133,4 +133,4 @@ rule explain_summary:
     conda:
         "../envs/score.yaml"
     script:
-        "../workflow_scripts/summary.py"
+        "../workflow_scripts/score/summary.py"

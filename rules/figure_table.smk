@@ -1,4 +1,4 @@
-# The figure table: what each figure of workflow_scripts/figures (FIGURES) reads, wiring only.
+# The figure table: what each figure of workflow_scripts/report/figures (FIGURES) reads, wiring only.
 # The figure rules of rules/report.smk draw from it.
 
 PUBLISHED = [os.path.join(workflow.basedir, config["published"])] if config.get("published") else []
@@ -15,7 +15,7 @@ def explain_tables(dataset):
 
 
 # {figure: (drawn per dataset, function of the dataset (None across datasets) -> the draw
-# function's inputs and options)}; the keys are workflow_scripts.figures.FIGURES' (a test checks).
+# function's inputs and options)}; the keys are workflow_scripts.report.figures.FIGURES' (a test checks).
 FIGURE_INPUTS = {
     "scib_table": (False, lambda d: dict(scib="results/scib_summary.csv")),
     "umap": (

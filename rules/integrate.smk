@@ -32,4 +32,4 @@ for method in METHODS:
         conda:
             "../envs/integrate.yaml"
         script:
-            "../workflow_scripts/integrate.py"
+            "../workflow_scripts/integrate/run.py"

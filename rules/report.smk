@@ -1,5 +1,5 @@
-# Stage 4: figures (workflow_scripts/figures/) -> results/figures/<name>.png|pdf, and the
-# self-contained HTML report -> results/report.html (workflow_scripts/report.py).
+# Stage 4: figures (workflow_scripts/report/figures/) -> results/figures/<name>.png|pdf, and the
+# self-contained HTML report -> results/report.html (workflow_scripts/report/page.py).
 # Every figure is one row of FIGURE_INPUTS (rules/figure_table.smk): its draw function's inputs
 # (per dataset for the figures drawn per dataset, named <figure>_<dataset>) and options. Two rules draw them: one job
 # per dataset for that dataset's figures, one job for the figures across datasets, so plotting
@@ -26,7 +26,7 @@ rule figures_dataset:
     conda:
         "../envs/report.yaml"
     script:
-        "../workflow_scripts/figures/rule.py"
+        "../workflow_scripts/report/figures/rule.py"
 
 
 rule figures:
@@ -46,7 +46,7 @@ rule figures:
     conda:
         "../envs/report.yaml"
     script:
-        "../workflow_scripts/figures/rule.py"
+        "../workflow_scripts/report/figures/rule.py"
 
 
 rule report:
@@ -83,4 +83,4 @@ rule report:
     conda:
         "../envs/report.yaml"
     script:
-        "../workflow_scripts/report.py"
+        "../workflow_scripts/report/page.py"

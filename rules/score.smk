@@ -23,7 +23,7 @@ rule score_scib:
     conda:
         "../envs/score.yaml"
     script:
-        "../workflow_scripts/scib_scores.py"
+        "../workflow_scripts/score/scib.py"
 
 
 rule scib_summary:
@@ -36,11 +36,11 @@ rule scib_summary:
     conda:
         "../envs/score.yaml"
     script:
-        "../workflow_scripts/summary.py"
+        "../workflow_scripts/score/summary.py"
 
 
 # Distance of each method's corrected expression to the simulated batch-free truth
-# (workflow_scripts/truth_scores.py; methods without expression give no rows).
+# (workflow_scripts/score/expression.py; methods without expression give no rows).
 
 
 rule score_expression:
@@ -60,7 +60,7 @@ rule score_expression:
     conda:
         "../envs/score.yaml"
     script:
-        "../workflow_scripts/truth_scores.py"
+        "../workflow_scripts/score/expression.py"
 
 
 rule truth_summary:
@@ -73,7 +73,7 @@ rule truth_summary:
     conda:
         "../envs/score.yaml"
     script:
-        "../workflow_scripts/summary.py"
+        "../workflow_scripts/score/summary.py"
 
 
 rule verdict:
@@ -91,4 +91,4 @@ rule verdict:
     conda:
         "../envs/score.yaml"
     script:
-        "../workflow_scripts/verdict.py"
+        "../workflow_scripts/score/verdict.py"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from workflow_scripts.simulate import simulate
+from workflow_scripts.data.simulate import simulate
 
 REPO = Path(__file__).resolve().parents[1]
 SPLATTER_REFERENCE = REPO.parent / "shared" / "reference" / "splatter_reference"

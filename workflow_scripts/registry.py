@@ -3,7 +3,7 @@
 A leaf module (no scanpy, no torch): the rules, the scorers, the figures and the report read
 the methods' properties from here, and ``integrate.py`` resolves each runner by name only when
 it runs it. Adding a method is one entry here and one ``run_<name>`` function (signature in
-``workflow_scripts/baseline.py``).
+``workflow_scripts/integrate/baseline.py``).
 """
 
 from dataclasses import dataclass
@@ -52,9 +52,9 @@ class Method:
         return None
 
 
-_M = "workflow_scripts.methods:"
-_C = "workflow_scripts.controls:"
-_B = "workflow_scripts.baseline:"
+_M = "workflow_scripts.integrate.methods:"
+_C = "workflow_scripts.integrate.controls:"
+_B = "workflow_scripts.integrate.baseline:"
 
 METHODS: dict[str, Method] = {
     "genex": Method(_M + "run_genex", True, uses_labels=True, needs_counts=True, saves_model=True),

@@ -1,0 +1,1 @@
+"""Stage 3: DE and gene explanations, on integrated values and on the raw counts."""

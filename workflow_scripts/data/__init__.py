@@ -1,0 +1,1 @@
+"""Stage 1: datasets, simulated (Splat model) or imported, in the dataset contract."""

@@ -1,0 +1,1 @@
+"""Stage 2: every integration method and control, run by one entry point (``run``)."""

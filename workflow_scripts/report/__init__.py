@@ -1,0 +1,1 @@
+"""Stage 5: figures (drawn from score tables only) and the HTML report."""

@@ -1,0 +1,104 @@
+"""Figure 3: recovery of the simulated DE genes.
+
+``de_recovery`` plots AUPRC, F1 and false discoveries of every method and DE workflow per
+dataset from the ``de.csv`` tables, with the truth control's value as a dashed line (what DE
+recovers from data without any batch effect). ``de_pr_curves`` plots precision–recall curves
+of one cell type of one dataset from the per-gene tables.
+"""
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from sklearn.metrics import average_precision_score, precision_recall_curve
+
+from workflow_scripts.report.figures.common import dot_grid, entries, message_axes, read_table, style
+
+ROWS = {"auprc": "AUPRC", "f1": "F1 of the significance calls", "false_discoveries": "false discoveries\nper comparison"}
+PAPER = "f1_paper"  # plotted with F1, as its own series
+KEYS = ["covariate", "level", "reference", "cell_type"]
+
+
+def _series(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the DE table with a ``series`` column: the category, or the paper's protocol."""
+    paper = table["metric"] == PAPER
+    series = table["category"].where(~paper, table["category"] + " (paper protocol)")
+    return table.assign(series=series, metric=table["metric"].where(~paper, "f1"))
+
+
+def draw_recovery(de: list[str]):
+    """AUPRC, F1 and false discoveries (rows) per dataset (columns)."""
+    table = _series(pd.concat([read_table(p) for p in de], ignore_index=True))
+    series = sorted(dict.fromkeys(table.loc[table["status"] == "ok", "series"]), key=lambda s: s.endswith("(paper protocol)"))
+    title = "DE recovery: Wilcoxon on each method's corrected values, DE workflows on raw counts (dashed: truth control)"
+    return dot_grid(table, ROWS, series, "comparisons", title)
+
+
+def _pr_panel(ax, curves: list[tuple[object, pd.DataFrame | None]], title: str) -> None:
+    """Precision–recall curves of one comparison, one per entry; failed entries in the legend."""
+    drawn = False
+    for i, (entry, rows) in enumerate(curves):
+        if rows is None:
+            ax.plot([], [], linestyle="none", label=entry.label.replace("\n", ": "))
+            continue
+        truth = rows["is_true"].to_numpy(dtype=bool)
+        if not truth.any() or truth.all():
+            continue
+        precision, recall, _ = precision_recall_curve(truth, rows["score"])
+        ap = average_precision_score(truth, rows["score"])
+        line = "--" if entry.role == "control" else "-"
+        ax.plot(
+            recall,
+            precision,
+            linestyle=line,
+            markevery=0.1,
+            markersize=4,
+            linewidth=1,
+            label=f"{entry.label} (AP {ap:.2f})",
+            **style(i),
+        )
+        drawn = True
+    if not drawn:
+        message_axes(ax, "no true DE genes in this comparison:\nprecision and recall are undefined")
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title=title)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncols=2)
+
+
+def draw_pr_curves(genes: list[str], scores: str):
+    """PR curves of the first cell type against the rest and within it, of each covariate
+    level against its reference, for every method and workflow of one dataset."""
+    table = read_table(scores)
+    found = entries(table)
+    tables = {}
+    for path in genes:  # one table per dataset and workflow, all methods in it
+        for key, rows in pd.read_csv(path).groupby(["method", "workflow"], sort=False):
+            tables[key] = rows
+    if not tables:
+        fig, ax = plt.subplots(figsize=(5, 3))
+        message_axes(ax, "no per-gene DE tables")
+        return fig
+    any_table = next(iter(tables.values()))
+    vs_rest = any_table[any_table["reference"] == "rest"]
+    comparisons, within = [], any_table[any_table["reference"] != "rest"]  # one cell type: covariates only
+    if not vs_rest.empty:
+        cell_type = vs_rest["level"].iloc[0]
+        comparisons = [tuple(vs_rest.loc[vs_rest["level"] == cell_type, KEYS].iloc[0])]
+        within = any_table[any_table["cell_type"] == cell_type]
+    comparisons += [tuple(row) for row in within.drop_duplicates(["covariate"])[KEYS].itertuples(index=False)]
+    if not comparisons:
+        fig, ax = plt.subplots(figsize=(5, 3))
+        message_axes(ax, "no DE comparisons in this dataset")
+        return fig
+    fig, axes = plt.subplots(1, len(comparisons), figsize=(5 * len(comparisons), 4.5), squeeze=False)
+    for ax, key in zip(axes[0], comparisons, strict=False):
+        curves = []
+        for entry in found.itertuples():
+            rows = tables.get((entry.method, entry.representation))
+            if entry.failed:
+                curves.append((entry, None))
+            elif rows is not None:
+                curves.append((entry, rows[(rows[KEYS] == pd.Series(key, index=KEYS)).all(axis=1)]))
+        covariate, level, reference, within_type = key
+        where = "" if within_type == "all" else f" in {within_type}"
+        _pr_panel(ax, curves, f"{covariate} {level} vs {reference}{where}")
+    fig.suptitle(f"{table['dataset'].iloc[0]}: precision–recall of the true DE genes (dashed: controls)", x=0.01, ha="left")
+    fig.tight_layout()
+    return fig
