@@ -131,7 +131,7 @@ def scvi_train(data: ad.AnnData, epochs: int) -> None:
 def metrics_stage(data: ad.AnnData, threads: int) -> None:
     from workflow_scripts.contract import to_contract
     from workflow_scripts.integrate.baseline import run_unintegrated
-    from workflow_scripts.integrate.run import EMBEDDING
+    from workflow_scripts.names import EMBEDDING
     from workflow_scripts.score.scib import score_method
 
     contract = to_contract(data.copy(), "scaling")

@@ -9,13 +9,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from genex_core.preprocessing import log_normalize, matrix_problem
-
-BATCH_KEY = "batch"
-LABEL_KEY = "cell_type"
-TRUTH_MEANS = "batchfree_means"
-TRUTH_COUNTS = "batchfree_counts"
-DATASET_UNS = "dataset"  # uns entry recording the dataset's name, keys and provenance
-NEEDS_COUNTS = "skipped: needs raw counts"  # status of a count-only step on a `counts: false` dataset
+from workflow_scripts.names import BATCH_KEY, DATASET_UNS, LABEL_KEY, NEEDS_COUNTS, TRUTH_COUNTS, TRUTH_MEANS
 
 
 class DatasetError(ValueError):

@@ -8,9 +8,7 @@ it runs it. Adding a method is one entry here and one ``run_<name>`` function (s
 
 from dataclasses import dataclass
 
-from workflow_scripts.contract import NEEDS_COUNTS
-
-NEEDS_LABELS = "skipped: needs labels"  # status of a label-using method on a dataset without labels
+from workflow_scripts.names import NEEDS_COUNTS, NEEDS_LABELS
 
 
 @dataclass(frozen=True)
@@ -73,3 +71,16 @@ METHODS: dict[str, Method] = {
 CONTROLS = frozenset(name for name, m in METHODS.items() if m.control)
 EXPRESSION_METHODS = frozenset(name for name, m in METHODS.items() if m.returns_expression)
 LABEL_METHODS = frozenset(name for name, m in METHODS.items() if m.uses_labels)
+
+
+# Explanation methods: GENEX's (``genex`` and ``genex_<name>`` entries of the config) and the
+# rival rankings of workflow_scripts/analyse/explain.py.
+GENEX = "genex"
+EXPLAIN_RIVALS = ("stratified_lfc", "mean_difference", "wilcoxon_raw", "ols_batch", "scvi_de", "mrvi", "random")
+_EXPLAIN_NEEDS_COUNTS = ("scvi_de", "mrvi")
+
+
+def explain_needs_counts(method: str) -> bool:
+    """Whether an explanation method models raw counts (skipped on ``counts: false`` data):
+    GENEX's and the model-based rivals."""
+    return method.split("_")[0] == GENEX or method in _EXPLAIN_NEEDS_COUNTS

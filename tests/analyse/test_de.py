@@ -8,11 +8,12 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from workflow_scripts.analyse.de import REST, Comparison, comparisons, ols_t_tests, run_workflow
+from workflow_scripts.analyse.de import Comparison, comparisons, ols_t_tests, run_workflow
 from workflow_scripts.contract import to_contract
 from workflow_scripts.data.simulate import simulate
 from workflow_scripts.integrate.run import integrate, runner
-from workflow_scripts.score.de import NO_TRUTH, NULL, add_truth, de_scores, score_de_rule, true_genes
+from workflow_scripts.names import NO_DE_TRUTH, NULL, REST
+from workflow_scripts.score.de import add_truth, de_scores, score_de_rule, true_genes
 
 # Strong DE between 3 cell types whose shares differ between the batches, a batch effect that
 # differs by cell type (so it leaks into their comparisons), a covariate with strong per-type effects.
@@ -147,7 +148,7 @@ def test_data_without_truth_gets_not_applicable_rows(strong):
     table = de_scores(
         add_truth(run_workflow("wilcoxon", real, _output(real, "unintegrated")), real.var, "cell_type"), "cell_type"
     )
-    assert table["value"].isna().all() and (table["note"] == NO_TRUTH).all()
+    assert table["value"].isna().all() and (table["note"] == NO_DE_TRUTH).all()
 
 
 def test_output_without_expression_gives_no_rows(strong):

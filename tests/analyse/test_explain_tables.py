@@ -8,13 +8,14 @@ import pytest
 
 from genex_core import GENEX
 from genex_core.preprocessing import log_normalize
-from workflow_scripts.analyse.de import ALL_CELLS
-from workflow_scripts.analyse.explain import PSEUDOCOUNT, RIVALS, TABLE_COLUMNS, explain_to_csv, run_rival
+from workflow_scripts.analyse.explain import PSEUDOCOUNT, TABLE_COLUMNS, explain_to_csv, run_rival
 from workflow_scripts.contract import to_contract
 from workflow_scripts.data.simulate import simulate
 from workflow_scripts.integrate.run import runner
-from workflow_scripts.score.de import NULL
-from workflow_scripts.score.explain import BATCH_MIN_LOG_EFFECT, NO_TRUTH, RANKING, Truth, explain_scores, score_explanations
+from workflow_scripts.names import ALL_CELLS, NO_EXPLAIN_TRUTH, NULL
+from workflow_scripts.registry import EXPLAIN_RIVALS
+from workflow_scripts.score.explain import RANKING, explain_scores, score_explanations
+from workflow_scripts.score.explain_truth import BATCH_MIN_LOG_EFFECT, Truth
 
 # Two batches with a strong batch effect, two cell types, a covariate with strong effects per type.
 STRONG = dict(
@@ -54,7 +55,7 @@ def scvi_model(strong, tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("rival", RIVALS)
+@pytest.mark.parametrize("rival", EXPLAIN_RIVALS)
 def test_rival_tables_have_the_schema_and_one_ranking_per_comparison(strong, rival, scvi_model):
     params = {"model_dir": scvi_model} if rival == "scvi_de" else FAST.get(rival, {})
     table = run_rival(rival, strong, **params)
@@ -134,7 +135,7 @@ def test_dataset_without_truth_gives_not_applicable_rows(strong):
     blind.var = blind.var[[]]
     scores = explain_scores(run_rival("ols_batch", blind), Truth(blind))
     assert set(scores["category"]) == {"batch", "cell_type", "condition"}
-    assert scores["value"].isna().all() and (scores["note"] == NO_TRUTH).all()
+    assert scores["value"].isna().all() and (scores["note"] == NO_EXPLAIN_TRUTH).all()
 
 
 def test_truth_of_batch_covariate_and_cell_type():

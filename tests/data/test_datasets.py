@@ -7,8 +7,9 @@ import pytest
 import scipy.sparse as sp
 from anndata._io.specs.registry import IORegistryError
 
+from workflow_scripts.atomic import write_h5ad_atomic
 from workflow_scripts.contract import DatasetError, to_contract, validate_dataset
-from workflow_scripts.data.datasets import load_dataset, prepare_dataset, read_splatter_dir, write_h5ad_atomic
+from workflow_scripts.data.datasets import load_dataset, prepare_dataset, read_splatter_dir
 
 
 @pytest.fixture

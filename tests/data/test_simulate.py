@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from genex_core.preprocessing import log_normalize
-from workflow_scripts.data.datasets import write_h5ad_atomic
+from workflow_scripts.atomic import write_h5ad_atomic
 from workflow_scripts.data.simulate import SplatParams, lognormal_factors, simulate
 
 

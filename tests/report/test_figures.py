@@ -413,8 +413,7 @@ def test_published_table_is_checked(tmp_path):
 def test_explain_genes_says_why_a_covariate_has_no_curve(results, tmp_path):
     """A null covariate (factors equal across levels) gets a note, not a crash or an empty panel;
     covariates with simulated effects get curves."""
-    from workflow_scripts.score.de import NULL
-    from workflow_scripts.score.explain import NO_TRUTH
+    from workflow_scripts.names import NO_EXPLAIN_TRUTH, NULL
 
     data = ad.read_h5ad(results / "d1" / "data.h5ad")
     rng = np.random.default_rng(1)
@@ -425,6 +424,6 @@ def test_explain_genes_says_why_a_covariate_has_no_curve(results, tmp_path):
     inputs = explain_genes_inputs(results / "d1") | dict(data=tmp_path / "data.h5ad")
     fig = FIGURES["explain_genes"].draw(**inputs)
     shown = texts(fig)
-    assert NULL in shown.replace(":\n", ": ") and NO_TRUTH not in shown.replace(":\n", ": ")
+    assert NULL in shown.replace(":\n", ": ") and NO_EXPLAIN_TRUTH not in shown.replace(":\n", ": ")
     assert "genex" in shown and "true genes" in shown  # GENEX did not fail on d1: its heatmap
     save(fig, tmp_path / "explain_genes.png", tmp_path / "explain_genes.pdf")

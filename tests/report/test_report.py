@@ -125,6 +125,8 @@ def test_report_shows_the_published_values_apart_with_their_claims(results, tmp_
 def test_results_doc_is_written_from_the_tables(results):  # noqa: F811
     from workflow_scripts.report.results_doc import results_markdown
 
+    tables = {name: read_score_table(results / f"{name}_summary.csv") for name in ("scib", "truth", "explain")}
+    verdict(**tables).to_csv(results / "verdict.csv", index=False)  # the verdict rule's output
     page = results_markdown(results)
     assert page.startswith("# Results of the default benchmark") and "## Verdict" in page
     assert "genex [labels]" in page and "failed: out of memory" in page  # label marks and failures stay visible

@@ -10,8 +10,9 @@ from workflow_scripts.contract import to_contract
 from workflow_scripts.data.simulate import simulate
 from workflow_scripts.integrate.baseline import run_unintegrated
 from workflow_scripts.integrate.controls import run_truth
-from workflow_scripts.score.expression import METRICS, NO_TRUTH, expression_scores, missing_rows
-from workflow_scripts.score.table import COLUMNS, score_dataset
+from workflow_scripts.names import COLUMNS, NO_EXPRESSION_TRUTH
+from workflow_scripts.score.expression import METRICS, expression_scores, missing_rows
+from workflow_scripts.score.table import score_dataset
 
 # A visible batch effect that differs by cell type, so it also biases the cell types' fold changes.
 BATCHY = dict(
@@ -85,7 +86,7 @@ def test_no_truth_gives_nan_rows_with_the_reason(data, corrected):
     real = data.copy()
     del real.layers["batchfree_means"]
     table = expression_scores(real, _output(real, corrected["unintegrated"]), "sim", "unintegrated")
-    assert len(table) == len(METRICS) and table["value"].isna().all() and (table["note"] == NO_TRUTH).all()
+    assert len(table) == len(METRICS) and table["value"].isna().all() and (table["note"] == NO_EXPRESSION_TRUTH).all()
 
 
 def test_embedding_only_method_gives_no_rows(data):

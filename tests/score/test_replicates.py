@@ -14,9 +14,10 @@ import yaml
 
 from workflow_scripts.config_keys import ConfigError
 from workflow_scripts.replicates import expand_datasets, replicate_rows
+from workflow_scripts.report.headline import headline
 from workflow_scripts.score.aggregate import aggregate_aspects, aggregate_scores, aspect_ranks
 from workflow_scripts.score.intervals import paired_p, rank_stability, t_interval
-from workflow_scripts.score.verdict import headline, verdict
+from workflow_scripts.score.verdict import verdict
 
 REPO = Path(__file__).resolve().parents[2]
 SIM = {"simulate": {"nGenes": 10, "batchCells": [5, 5], "seed": 7}}

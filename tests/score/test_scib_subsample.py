@@ -7,7 +7,7 @@ import pytest
 
 from workflow_scripts.contract import to_contract
 from workflow_scripts.integrate.baseline import run_unintegrated
-from workflow_scripts.integrate.run import EMBEDDING
+from workflow_scripts.names import EMBEDDING
 from workflow_scripts.score.scib import (
     MIN_GROUP_CELLS,
     QUADRATIC,

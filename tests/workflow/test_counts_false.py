@@ -9,8 +9,9 @@ import pytest
 from genex_core.preprocessing import log_normalize
 from workflow_scripts.analyse.de import run_workflow
 from workflow_scripts.analyse.explain import explain_to_csv, run_rival
-from workflow_scripts.contract import NEEDS_COUNTS, NeedsRawCounts, log_expression, to_contract
+from workflow_scripts.contract import NeedsRawCounts, log_expression, to_contract
 from workflow_scripts.data.simulate import simulate
+from workflow_scripts.names import NEEDS_COUNTS
 from workflow_scripts.score.de import de_to_csv
 from workflow_scripts.score.explain import score_explanations
 from workflow_scripts.score.scib import _baseline

@@ -1,6 +1,7 @@
 """No import cycle among the project's modules (imports inside functions and under
-TYPE_CHECKING count too: a cycle is a design knot even when Python tolerates it). The same
-check as ``../shared/tools/import_cycles.py``, kept here so CI needs nothing outside the repo."""
+TYPE_CHECKING count too: a cycle is a design knot even when Python tolerates it; the same
+check as ``../shared/tools/import_cycles.py``, kept here so CI needs nothing outside the repo),
+and the workflow's stages import only backwards, never another stage's rule entry point."""
 
 import ast
 from pathlib import Path
@@ -55,3 +56,33 @@ def test_no_import_cycle():
 
 def test_the_check_finds_a_cycle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+STAGES = ("data", "integrate", "analyse", "score", "report")  # workflow_scripts/<stage>/, in run order
+
+
+def _stage(module: str) -> int | None:
+    parts = module.split(".")
+    return STAGES.index(parts[1]) if parts[0] == "workflow_scripts" and len(parts) > 2 and parts[1] in STAGES else None
+
+
+def _entry_points() -> set[str]:
+    """Rule scripts: modules run by Snakemake's ``script:`` (they have a ``__main__`` block)."""
+    return {
+        ".".join(p.relative_to(REPO).with_suffix("").parts)
+        for p in (REPO / "workflow_scripts").rglob("*.py")
+        if 'if __name__ == "__main__"' in p.read_text()
+    }
+
+
+def test_stages_import_only_backwards_and_no_other_stages_entry_point():
+    graph, entries = _imports(), _entry_points()
+    wrong = []
+    for module, imported in graph.items():
+        for other in imported:
+            here, there = _stage(module), _stage(other)
+            if there is not None and (here is None or there > here):
+                wrong.append(f"{module} imports the later stage's {other}")
+            elif there is not None and there != here and other in entries:
+                wrong.append(f"{module} imports {other}, the entry point of another stage")
+    assert not wrong, "\n".join(wrong)

@@ -11,7 +11,7 @@ import pytest
 
 from genex_core import GENEX
 from genex_core._atomic import StaleOutputError
-from workflow_scripts.data.datasets import write_h5ad_atomic
+from workflow_scripts.atomic import write_h5ad_atomic
 
 SECOND = 1_000_000_000
 

@@ -156,7 +156,8 @@ def test_bad_dataset_fails_its_rule_with_a_clear_message(tmp_path):
 def test_a_dataset_without_labels_skips_the_label_using_methods(tmp_path):
     """`label_key: null`: one label for every cell; label_shift and scANVI do not run and their
     rows say `skipped: needs labels` (the scorers' tests check the rows)."""
-    from workflow_scripts.data.datasets import UNLABELLED, load_dataset
+    from workflow_scripts.data.datasets import load_dataset
+    from workflow_scripts.names import UNLABELLED
 
     config = yaml.safe_load(TINY_CONFIG.read_text())
     config["datasets"]["tiny"]["label_key"] = None

@@ -44,12 +44,11 @@ import scipy.stats
 from threadpoolctl import threadpool_limits
 
 from workflow_scripts.contract import log_expression, require_counts
+from workflow_scripts.names import ALL_CELLS, REST
 
 WORKFLOWS = ("wilcoxon", "ols_batch", "scvi_de")
 ALPHA = 0.05
 MIN_CELLS = 3  # smaller groups are not compared (scanpy's Wilcoxon needs at least 2 per side)
-ALL_CELLS = "all"
-REST = "rest"
 GENE_COLUMNS = [
     "dataset", "method", "workflow", "covariate", "level", "reference", "cell_type", "gene",
     "score", "lfc", "pval_adj", "significant", "significant_paper",
@@ -249,7 +248,7 @@ def run_workflow(
     NeedsRawCounts
         ``scvi_de`` on a dataset that declares ``counts: false``.
     """
-    from workflow_scripts.integrate.run import CORRECTED, METHOD_UNS
+    from workflow_scripts.names import CORRECTED, METHOD_UNS
 
     info = data.uns["dataset"]
     batch_key, label_key = info["batch_key"], info["label_key"]

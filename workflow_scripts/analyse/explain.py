@@ -10,7 +10,7 @@ the raw counts, answering these comparisons (:func:`explain_comparisons`, each a
 - each non-reference level of each extra covariate against the reference level (its first),
   over all cells and within each cell type.
 
-Rivals (:data:`RIVALS`):
+Rivals (:data:`EXPLAIN_RIVALS`):
 
 ``stratified_lfc``
     The log ratio of mean CP10k (plus 0.05) of the level's cells against the rest/reference,
@@ -43,7 +43,7 @@ by gene order). ``significant`` only where the method makes calls.
 
 On a dataset that declares ``counts: false`` (X already log1p CP10k) the rivals on log
 expression use X as given (:func:`workflow_scripts.contract.log_expression`); those that model
-raw counts (:data:`NEEDS_COUNTS_METHODS`: GENEX's explanations, ``scvi_de``, ``mrvi``) write an
+raw counts (:func:`workflow_scripts.registry.explain_needs_counts`: GENEX's, ``scvi_de``, ``mrvi``) write an
 empty table, which :mod:`workflow_scripts.score.explain` reports as ``skipped: needs raw counts``.
 """
 
@@ -54,15 +54,13 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from workflow_scripts.analyse.de import ALL_CELLS, MIN_CELLS, REST, Comparison, levels, ols_batch, scvi_de, wilcoxon
-from workflow_scripts.contract import DATASET_UNS, NEEDS_COUNTS, has_counts, log_expression, require_counts
+from workflow_scripts.analyse.de import MIN_CELLS, Comparison, levels, ols_batch, scvi_de, wilcoxon
+from workflow_scripts.contract import has_counts, log_expression, require_counts
+from workflow_scripts.names import ALL_CELLS, DATASET_UNS, EXPLAIN_KEYS, NEEDS_COUNTS, REST
+from workflow_scripts.registry import EXPLAIN_RIVALS, GENEX, explain_needs_counts
 
-RIVALS = ("stratified_lfc", "mean_difference", "wilcoxon_raw", "ols_batch", "scvi_de", "mrvi", "random")
-GENEX = "genex"
-NEEDS_COUNTS_METHODS = ("scvi_de", "mrvi")  # and every GENEX explanation (:func:`needs_counts`)
-KEYS = ["covariate", "level", "cell_type"]
 PSEUDOCOUNT = 0.05  # CP10k added to a mean before its log (stratified_lfc)
-TABLE_COLUMNS = ["dataset", "method", *KEYS, "gene", "score", "rank", "significant"]
+TABLE_COLUMNS = ["dataset", "method", *EXPLAIN_KEYS, "gene", "score", "rank", "significant"]
 
 
 def explain_comparisons(obs: pd.DataFrame, batch_key: str, label_key: str, covariates=()) -> list[Comparison]:
@@ -162,12 +160,7 @@ def _keys(comp: Comparison) -> dict:
 
 def _from_de(tables: list[pd.DataFrame]) -> list[pd.DataFrame]:
     """:mod:`workflow_scripts.analyse.de` tables in this module's columns."""
-    return [t[[*KEYS, "gene", "score", "significant"]] for t in tables]
-
-
-def needs_counts(method: str) -> bool:
-    """Whether an explanation method models raw counts (skipped on ``counts: false`` data)."""
-    return method.split("_")[0] == GENEX or method in NEEDS_COUNTS_METHODS
+    return [t[[*EXPLAIN_KEYS, "gene", "score", "significant"]] for t in tables]
 
 
 def run_rival(rival: str, data: ad.AnnData, *, seed: int = 0, threads: int = 1, **params) -> pd.DataFrame:
@@ -199,8 +192,8 @@ def run_rival(rival: str, data: ad.AnnData, *, seed: int = 0, threads: int = 1, 
         elif rival == "random":
             tables = random_scores(genes, comps, seed)
         else:
-            raise ValueError(f"unknown explanation rival '{rival}'; known: {RIVALS}")
-    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=[*KEYS, "gene", "score"])
+            raise ValueError(f"unknown explanation rival '{rival}'; known: {EXPLAIN_RIVALS}")
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=[*EXPLAIN_KEYS, "gene", "score"])
     return tidy(table, info["name"], rival)
 
 
@@ -223,9 +216,9 @@ def tidy(table: pd.DataFrame, dataset: str, method: str) -> pd.DataFrame:
     """``table`` in :data:`TABLE_COLUMNS` (``significant`` only if it has one), ranked within each
     (covariate, level, cell_type) by one rule for every method."""
     table = table.assign(dataset=dataset, method=method, score=table["score"].astype(float).fillna(0.0))
-    for key in KEYS:
+    for key in EXPLAIN_KEYS:
         table[key] = table[key].astype(str)
-    table["rank"] = table.groupby(KEYS, sort=False)["score"].rank(method="first", ascending=False).astype(int)
+    table["rank"] = table.groupby(EXPLAIN_KEYS, sort=False)["score"].rank(method="first", ascending=False).astype(int)
     return table[[c for c in TABLE_COLUMNS if c in table.columns]]
 
 
@@ -237,7 +230,7 @@ def explain_to_csv(
     ``counts: false`` dataset writes an empty table (scored as ``skipped: needs raw counts``)
     without reading the model."""
     data = ad.read_h5ad(data_path)
-    if needs_counts(method) and not has_counts(data):
+    if explain_needs_counts(method) and not has_counts(data):
         print(
             f"{method} models raw counts; dataset '{data.uns[DATASET_UNS]['name']}' declares `counts: false`: {NEEDS_COUNTS}",
             flush=True,

@@ -13,11 +13,11 @@ import scipy.io
 import scipy.sparse as sp
 import scipy.stats
 
-from genex_core._atomic import replace_atomically
-from workflow_scripts.contract import BATCH_KEY, LABEL_KEY, TRUTH_MEANS, DatasetError, to_contract
+from workflow_scripts.atomic import write_h5ad_atomic
+from workflow_scripts.contract import DatasetError, to_contract
 from workflow_scripts.data.simulate import simulate
+from workflow_scripts.names import BATCH_KEY, LABEL_KEY, TRUTH_MEANS, UNLABELLED
 
-UNLABELLED = "no_label"  # the label column of a dataset configured with `label_key: null`
 SPLATTER_FILES = ("counts.mtx.gz", "cells.csv", "genes.csv")
 SPLATTER_OPTIONAL = ("genes_extra.csv", "batchfree_means.mtx.gz")
 SPLATTER_COLUMNS = {"cells.csv": ("Cell", "Batch", "Group"), "genes.csv": ("Gene",)}
@@ -211,17 +211,6 @@ def filter_cells_and_genes(adata: ad.AnnData, min_genes: int = 0, min_cells: int
             f"Lower `filter: min_cells` to at most {int(detected.max())} (the GENEX paper used 3), or remove it.",
         )  # fmt: skip
     return adata[:, genes].copy()
-
-
-def write_h5ad_atomic(adata: ad.AnnData, path: str | Path, started_ns: int | None = None) -> None:
-    """Write next to ``path`` and rename into place, so no half-written file survives.
-
-    Refuses (:class:`genex_core._atomic.StaleOutputError`) to replace a file that a job
-    started after this one wrote, e.g. when this job is an orphan of a killed Snakemake run,
-    and removes the temporary files killed jobs left (:func:`genex_core._atomic.replace_atomically`).
-    ``started_ns``: this job's start, default this process's.
-    """
-    replace_atomically(adata.write_h5ad, path, started_ns)
 
 
 def prepare_dataset(name: str, spec: dict, output: str | Path, threads: int = 1) -> ad.AnnData:

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from workflow_scripts.contract import BATCH_KEY, LABEL_KEY, TRUTH_COUNTS, TRUTH_MEANS
+from workflow_scripts.names import BATCH_KEY, LABEL_KEY, TRUTH_COUNTS, TRUTH_MEANS
 
 CHUNK_CELLS = 2048  # fixed: part of what the seed determines
 

@@ -14,8 +14,8 @@ import dataclasses
 import anndata as ad
 import numpy as np
 
-from workflow_scripts.contract import TRUTH_COUNTS
 from workflow_scripts.integrate.baseline import run_unintegrated
+from workflow_scripts.names import TRUTH_COUNTS
 
 
 def _with_counts(adata: ad.AnnData, counts) -> ad.AnnData:

@@ -18,13 +18,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from genex_core._atomic import StaleOutputError
-from workflow_scripts.contract import DATASET_UNS
-from workflow_scripts.data.datasets import write_h5ad_atomic
+from workflow_scripts.atomic import write_h5ad_atomic
+from workflow_scripts.names import CORRECTED, DATASET_UNS, EMBEDDING, METHOD_UNS
 from workflow_scripts.registry import METHODS
-
-EMBEDDING = "X_emb"
-CORRECTED = "corrected"
-METHOD_UNS = "method"
 
 
 def failure_record_path(output_path: str | Path) -> Path:

@@ -17,12 +17,11 @@ import h5py
 import pandas as pd
 import yaml
 
-from workflow_scripts.contract import DATASET_UNS, TRUTH_MEANS
-from workflow_scripts.integrate.run import METHOD_UNS
+from workflow_scripts.names import DATASET_UNS, METHOD_UNS, TRUTH_MEANS
 from workflow_scripts.report.cost import job_costs
 from workflow_scripts.report.figures import FIGURES, parse_stem
 from workflow_scripts.report.figures.common import read_table
-from workflow_scripts.score.verdict import headline
+from workflow_scripts.report.headline import headline
 
 PACKAGES = {  # what the report lists: {name shown: distribution}
     "genex_core": "genex-benchmark",

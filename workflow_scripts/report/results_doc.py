@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from workflow_scripts.names import OK
 from workflow_scripts.report.cost import stage_summary
+from workflow_scripts.report.headline import headline
 from workflow_scripts.score.table import read_score_table
-from workflow_scripts.score.verdict import headline, verdict
 
 
 def _markdown(table: pd.DataFrame) -> str:
@@ -31,7 +32,7 @@ def _by_dataset(table: pd.DataFrame, keep: pd.Series, columns: list[str] = ("met
     """Rows ``keep`` of a summary table as method rows x dataset columns (the status where a
     method did not run)."""
     rows = table[keep].copy()
-    rows["cell"] = rows["value"].where(rows["status"] == "ok", rows["status"])
+    rows["cell"] = rows["value"].where(rows["status"] == OK, rows["status"])
     rows["method"] = rows["method"] + rows["uses_labels"].map({True: " [labels]", False: ""}).fillna("")
     wide = rows.pivot_table(index=list(columns), columns="dataset", values="cell", aggfunc="first", sort=False)
     return wide.reset_index()
@@ -43,20 +44,20 @@ def results_markdown(results: str | Path) -> str:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     best = scib[(scib["metric"] == "overall") & (scib["scaling"] == "raw")]
     best = best.loc[best.groupby(["dataset", "method"])["value"].idxmax().dropna()] if best["value"].notna().any() else best
-    missing = scib[(scib["metric"] == "overall") & (scib["status"] != "ok")].drop_duplicates(["dataset", "method"])
+    missing = scib[(scib["metric"] == "overall") & (scib["status"] != OK)].drop_duplicates(["dataset", "method"])
     overall = pd.concat([best, missing], ignore_index=True)
     de = truth[(truth["metric"] == "auprc") & (truth["category"] == "cell_type_pair")].copy()
     de["method"] = de["method"].where(de["representation"] == "wilcoxon", de["representation"] + " (raw counts)")
-    auprc = explain[(explain["metric"] == "auprc") & (explain["category"] != "cell_type") & (explain["status"] == "ok")]
+    auprc = explain[(explain["metric"] == "auprc") & (explain["category"] != "cell_type") & (explain["status"] == OK)]
     explained = auprc.groupby(["dataset", "method"], sort=False)["value"].mean().reset_index()
-    explained = explained.assign(status="ok", uses_labels=False)
+    explained = explained.assign(status=OK, uses_labels=False)
     rows = auprc.groupby(["category", "representation", "method"], sort=False)["value"].mean().unstack("method")
     parts = [
         "# Results of the default benchmark",
         f"Written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python -m workflow_scripts.report.results_doc {results}` "
         f"from the tables of a run at commit `{commit or 'unknown'}` (config: `config/config.yaml`).",
         "## Verdict\n\nThe best of each group by the mean over datasets; `[labels]`: given the cell-type labels.\n\n"
-        + _markdown(headline(verdict(scib, truth, explain))),
+        + _markdown(headline(pd.read_csv(results / "verdict.csv"))),
         "## scIB overall (raw; each method's best representation)\n\n"
         + _markdown(_by_dataset(overall, overall.index == overall.index)),
         "## Distance to the batch-free truth (MSE, lower is better)\n\n"

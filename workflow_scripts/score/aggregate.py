@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from workflow_scripts.names import OK
 from workflow_scripts.score.intervals import rank_stability, t_interval
 from workflow_scripts.score.verdict import ASPECTS, CONTROL_GROUP, aspect_entries
 
@@ -33,8 +34,8 @@ def _stats(values: pd.Series) -> pd.Series:
 
 def _status(statuses: pd.Series) -> str:
     """'ok' when every seed is, else the first other status and in how many seeds it holds."""
-    other = statuses[statuses != "ok"]
-    return "ok" if other.empty else f"{other.iloc[0]} (in {len(other)} of {len(statuses)} seeds)"
+    other = statuses[statuses != OK]
+    return OK if other.empty else f"{other.iloc[0]} (in {len(other)} of {len(statuses)} seeds)"
 
 
 def _over_seeds(table: pd.DataFrame, keys: list[str], extra=None) -> pd.DataFrame:
@@ -61,7 +62,7 @@ def aggregate_scores(table: pd.DataFrame, replicates: pd.DataFrame) -> pd.DataFr
     ``sweep_value`` and ``seed`` (workflow_scripts.replicates.replicate_rows)."""
     table = _with_replicates(table, replicates)
     keys = WHERE + [c for c in table.columns if c not in NOT_KEYS and c not in WHERE]
-    table = table.assign(value=table["value"].where(table["status"] == "ok"))
+    table = table.assign(value=table["value"].where(table["status"] == OK))
     return _over_seeds(table, keys, lambda group: pd.Series({"status": _status(group["status"])}))
 
 

@@ -38,16 +38,15 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
 from genex_core._atomic import replace_atomically
-from workflow_scripts.analyse.de import GENE_COLUMNS, REST, Comparison, run_workflow
-from workflow_scripts.contract import DATASET_UNS, NEEDS_COUNTS, NeedsRawCounts
+from workflow_scripts.analyse.de import GENE_COLUMNS, Comparison, run_workflow
+from workflow_scripts.contract import NeedsRawCounts
+from workflow_scripts.names import COLUMNS, DATASET_UNS, NEEDS_COUNTS, NO_DE_TRUTH, NULL, OK, REST
 from workflow_scripts.registry import EXPRESSION_METHODS
 from workflow_scripts.rule_log import log_to_file
-from workflow_scripts.score.table import COLUMNS, OK, read_failures, read_score_table, score_dataset, write_table
+from workflow_scripts.score.table import read_failures, read_score_table, score_dataset, write_table
 
 KEYS = ["covariate", "level", "reference", "cell_type"]
 METRICS = ("auroc", "auprc", "f1", "f1_paper", "false_discoveries")
-NO_TRUTH = "not applicable: no simulated DE factors"
-NULL = "not applicable: null, no simulated effect"
 
 
 def _type_factors(var: pd.DataFrame, cell_type: str, effects: list[str]) -> np.ndarray:
@@ -131,7 +130,7 @@ def de_scores(genes: pd.DataFrame, label_key: str) -> pd.DataFrame:
             if metric == "f1_paper" and (workflow != "wilcoxon" or cat != "cell_type_vs_rest"):
                 continue
             if defined.empty:
-                note = NO_TRUTH if no_truth else NULL if null else "not applicable"
+                note = NO_DE_TRUTH if no_truth else NULL if null else "not applicable"
                 rows.append((dataset, method, workflow, cat, metric, "raw", np.nan, note, OK))
             else:
                 note = f"mean of {defined.size} of {len(table)} comparisons"

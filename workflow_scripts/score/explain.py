@@ -46,74 +46,19 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from workflow_scripts.analyse.de import ALL_CELLS, REST, Comparison
-from workflow_scripts.analyse.explain import GENEX, KEYS, RIVALS, needs_counts
-from workflow_scripts.contract import DATASET_UNS, NEEDS_COUNTS, has_counts
-from workflow_scripts.score.de import NULL, status_of
-from workflow_scripts.score.de import true_genes as de_true_genes
-from workflow_scripts.score.table import COLUMNS, OK, read_score_table
+from workflow_scripts.contract import has_counts
+from workflow_scripts.names import ALL_CELLS, COLUMNS, DATASET_UNS, EXPLAIN_KEYS, NEEDS_COUNTS, NO_EXPLAIN_TRUTH, NULL, OK
+from workflow_scripts.registry import EXPLAIN_RIVALS, GENEX, explain_needs_counts
+from workflow_scripts.score.de import status_of
+from workflow_scripts.score.explain_truth import BATCH_MIN_LOG_EFFECT, Truth
+from workflow_scripts.score.table import read_score_table
 
-BATCH_MIN_LOG_EFFECT = float(np.log(1.25))
 TOP_K = 20
 RANKING = ("auprc", "auroc", "precision_at_n_true", f"precision_at_{TOP_K}")
 CALLS = ("precision", "recall", "f1", "observed_fdr", "false_discoveries")
-NO_TRUTH = "not applicable: no simulated gene effects"
 NO_NULL_GENES = "not applicable: every gene has a simulated batch effect, none is a true null"
 SCORE_COLUMNS = COLUMNS[:2] + ["role"] + COLUMNS[2:]
 CONTROL = "random"  # the floor, not ranked among the methods
-
-
-class Truth:
-    """The true genes of each explained comparison of one dataset (see the module docstring)."""
-
-    def __init__(self, data: ad.AnnData):
-        info = data.uns[DATASET_UNS]
-        self.var = data.var
-        self.batch_key, self.label_key = info["batch_key"], info["label_key"]
-        self.covariates = list(info.get("covariates", []))
-        keys = [self.batch_key, self.label_key, *self.covariates]
-        self.levels = {k: [str(c) for c in data.obs[k].cat.categories] for k in keys}
-
-    def category(self, covariate: str) -> str:
-        return {self.batch_key: "batch", self.label_key: "cell_type"}.get(covariate, covariate)
-
-    def scored(self, covariate: str, level: str, cell_type: str) -> bool:
-        """Whether a (covariate, level, cell_type) row group is one of the scored comparisons."""
-        if covariate == self.label_key:
-            return cell_type == ALL_CELLS
-        return covariate == self.batch_key or (covariate in self.covariates and level != self.levels[covariate][0])
-
-    def genes(self, covariate: str, level: str, cell_type: str) -> np.ndarray | None:
-        """Boolean per gene of ``var``, or None where the data hold no factors for it."""
-        if covariate == self.batch_key:
-            effect = self._batch_log_effect(level, cell_type)
-            return None if effect is None else np.abs(effect) >= BATCH_MIN_LOG_EFFECT
-        if covariate == self.label_key:
-            return de_true_genes(self.var, Comparison(covariate, level, REST), self.label_key)
-        reference = self.levels[covariate][0]
-        truth = de_true_genes(self.var, Comparison(covariate, level, reference, cell_type), self.label_key)
-        if truth is None and cell_type == ALL_CELLS:  # an effect simulated per cell type: in any
-            types = self.levels[self.label_key]
-            per_type = [de_true_genes(self.var, Comparison(covariate, level, reference, t), self.label_key) for t in types]
-            truth = None if any(t is None for t in per_type) else np.any(per_type, axis=0)
-        return truth
-
-    def _batch_log_effect(self, batch: str, cell_type: str) -> np.ndarray | None:
-        types = self.levels[self.label_key] if cell_type == ALL_CELLS else [cell_type]
-
-        def log_factor(b: str) -> np.ndarray | None:
-            specific = [f"batch_factor_{b}__{t}" for t in types]
-            if all(c in self.var.columns for c in specific):
-                return np.log(self.var[specific].to_numpy()).mean(axis=1)
-            column = f"batch_factor_{b}"
-            return np.log(self.var[column].to_numpy()) if column in self.var.columns else None
-
-        factors = [log_factor(b) for b in self.levels[self.batch_key]]
-        if any(f is None for f in factors):
-            return None
-        index = self.levels[self.batch_key].index(batch)
-        others = [f for i, f in enumerate(factors) if i != index]
-        return factors[index] - np.mean(others, axis=0)
 
 
 def comparison_metrics(score: np.ndarray, truth: np.ndarray, significant: np.ndarray | None) -> dict[str, float]:
@@ -148,7 +93,7 @@ def explain_scores(table: pd.DataFrame, truth: Truth) -> pd.DataFrame:
     has_calls = "significant" in table.columns
     gene_index = pd.Index(truth.var.index.astype(str))
     per_comparison = []
-    for (covariate, level, cell_type), rows in table.groupby(KEYS, sort=False):
+    for (covariate, level, cell_type), rows in table.groupby(EXPLAIN_KEYS, sort=False):
         if not truth.scored(covariate, level, cell_type):
             continue
         genes = truth.genes(covariate, level, cell_type)
@@ -171,7 +116,7 @@ def explain_scores(table: pd.DataFrame, truth: Truth) -> pd.DataFrame:
                 value = np.nan
                 truths = set(comps["truth"])
                 if truths == {"none"}:
-                    note = NO_TRUTH
+                    note = NO_EXPLAIN_TRUTH
                 else:
                     note = NO_NULL_GENES if no_null_genes else NULL if truths == {"null"} else "not applicable"
             else:
@@ -208,7 +153,7 @@ def failure_rows(dataset: str, failures: Mapping[str, str]) -> pd.DataFrame:
 
 def score_explanations(data_path, tables: Iterable, output_csv, failures: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Rule entry point: every method's explanation table of one dataset, scored, in method
-    order (GENEX's, then :data:`RIVALS`); ``failures``: {method: reason} of those that could
+    order (GENEX's, then :data:`EXPLAIN_RIVALS`); ``failures``: {method: reason} of those that could
     not run. On a ``counts: false`` dataset the methods that model raw counts (their tables
     are empty, named by the file: ``<method>.csv.gz``) are ``skipped: needs raw counts``."""
     data = ad.read_h5ad(data_path)
@@ -216,14 +161,14 @@ def score_explanations(data_path, tables: Iterable, output_csv, failures: Mappin
     failures = dict(failures or {})
     scores = []
     for path in tables:
-        explained = pd.read_csv(path, dtype={k: str for k in KEYS})
+        explained = pd.read_csv(path, dtype={k: str for k in EXPLAIN_KEYS})
         method = explained["method"].iloc[0] if not explained.empty else Path(path).name.split(".")[0]
-        if needs_counts(method) and not has_counts(data):
+        if explain_needs_counts(method) and not has_counts(data):
             failures[method] = NEEDS_COUNTS
         elif method not in failures:
             scores.append(explain_scores(explained, truth))
     table = pd.concat([*scores, failure_rows(data.uns[DATASET_UNS]["name"], failures)], ignore_index=True)
-    order = {m: i + 1 for i, m in enumerate(RIVALS)}  # GENEX's explanations (0) first
+    order = {m: i + 1 for i, m in enumerate(EXPLAIN_RIVALS)}  # GENEX's explanations (0) first
     table = table.sort_values("method", key=lambda s: s.map(order).fillna(0), kind="stable")
     Path(output_csv).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(output_csv, index=False)

@@ -29,13 +29,11 @@ import pandas as pd
 import scipy.stats
 
 from genex_core.preprocessing import log_normalize
-from workflow_scripts.contract import DATASET_UNS, TRUTH_MEANS
-from workflow_scripts.integrate.run import CORRECTED
+from workflow_scripts.names import COLUMNS, CORRECTED, DATASET_UNS, NO_EXPRESSION_TRUTH, OK, TRUTH_MEANS
 from workflow_scripts.registry import EXPRESSION_METHODS
-from workflow_scripts.score.table import COLUMNS, OK, run_score_rule
+from workflow_scripts.score.table import run_score_rule
 
 REPRESENTATION = "corrected"
-NO_TRUTH = "not applicable: no batch-free truth"
 
 
 def _median_pearson(a: np.ndarray, b: np.ndarray, axis: int) -> float:
@@ -95,7 +93,7 @@ def expression_scores(data: ad.AnnData, integrated: ad.AnnData, dataset: str, me
     if not integrated.obs_names.equals(data.obs_names):
         raise ValueError(f"{method} on '{dataset}': integrated cells differ from the dataset's (order or names)")
     if TRUTH_MEANS not in data.layers:
-        values, note = dict.fromkeys(METRICS, np.nan), NO_TRUTH
+        values, note = dict.fromkeys(METRICS, np.nan), NO_EXPRESSION_TRUTH
     else:
         corrected = np.asarray(integrated.layers[CORRECTED], dtype=np.float64)
         modelled = np.isfinite(corrected).all(axis=0)  # NaN columns: genes the method did not model

@@ -54,10 +54,10 @@ from scib_metrics.nearest_neighbors import NeighborsResults
 from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
-from workflow_scripts.contract import DATASET_UNS, log_expression
-from workflow_scripts.integrate.run import CORRECTED, EMBEDDING
+from workflow_scripts.contract import log_expression
+from workflow_scripts.names import COLUMNS, CORRECTED, DATASET_UNS, EMBEDDING, OK
 from workflow_scripts.registry import CONTROLS
-from workflow_scripts.score.table import COLUMNS, OK, run_score_rule
+from workflow_scripts.score.table import run_score_rule
 
 N_NEIGHBORS = 15  # scib's graph metrics build a 15-NN graph (scib.metrics.lisi.recompute_knn)
 KBET_NEIGHBORS = 50  # scib's kBET builds a 50-NN graph (scib.metrics.kBET), as does scib-metrics' Benchmarker

@@ -12,9 +12,6 @@ import pandas as pd
 
 from workflow_scripts.registry import CONTROLS, LABEL_METHODS
 
-COLUMNS = ["dataset", "method", "representation", "category", "metric", "scaling", "value", "note", "status"]
-OK = "ok"
-
 
 def mark_methods(table: pd.DataFrame) -> pd.DataFrame:
     """Add ``role`` (``control`` or ``method``) and ``uses_labels`` (whether the method was
@@ -55,7 +52,7 @@ def score_dataset(
     """
     import anndata as ad
 
-    from workflow_scripts.contract import DATASET_UNS
+    from workflow_scripts.names import DATASET_UNS
 
     data = ad.read_h5ad(data_path)
     dataset = data.uns[DATASET_UNS]["name"]

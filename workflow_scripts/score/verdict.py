@@ -17,13 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from workflow_scripts.score.intervals import ALPHA, paired_p, t_interval
+from workflow_scripts.names import CONTROL_GROUP, EXPLANATION, GROUPS, OK
+from workflow_scripts.score.intervals import paired_p, t_interval
 
 COLUMNS = ["aspect", "score", "higher_is_better", "group", "rank", "method", "value", "n_values"]
 SEED_COLUMNS = ["ci_low", "ci_high", "n_seeds", "p_vs_best"]  # over seeds: NaN (n_seeds 1) without replicates
-GROUPS = {True: "uses labels", False: "label-free"}
-EXPLANATION = "explanation"
-CONTROL_GROUP = "control"
 
 
 @dataclass(frozen=True)
@@ -55,7 +53,7 @@ ASPECTS = (
 
 def _best_representation(scib: pd.DataFrame) -> pd.DataFrame:
     """Raw totals of each (dataset, method) at its representation with the best overall score."""
-    totals = scib[(scib["category"] == "total") & (scib["scaling"] == "raw") & (scib["status"] == "ok")]
+    totals = scib[(scib["category"] == "total") & (scib["scaling"] == "raw") & (scib["status"] == OK)]
     overall = totals[totals["metric"] == "overall"].dropna(subset=["value"])
     best = overall.loc[overall.groupby(["dataset", "method"])["value"].idxmax(), ["dataset", "method", "representation"]]
     return totals.merge(best, on=["dataset", "method", "representation"])
@@ -64,7 +62,7 @@ def _best_representation(scib: pd.DataFrame) -> pd.DataFrame:
 def aspect_entries(aspect: Aspect, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """(dataset, name, group, value) of every method and control that has this score."""
     table = _best_representation(tables["scib"]) if aspect.table == "scib" else tables[aspect.table]
-    rows = table[(table["metric"] == aspect.metric) & (table["status"] == "ok")]
+    rows = table[(table["metric"] == aspect.metric) & (table["status"] == OK)]
     if aspect.category is not None:
         rows = rows[rows["category"] == aspect.category]
     if aspect.representation is not None:
@@ -122,34 +120,6 @@ def _rank(table: pd.DataFrame) -> pd.DataFrame:
                  row.value, row.n_values, row.ci_low, row.ci_high, row.n_seeds, p)
             )  # fmt: skip
     return pd.DataFrame(rows, columns=COLUMNS + SEED_COLUMNS)
-
-
-def _value_text(row) -> str:
-    """'0.712', or with its interval over seeds '0.712 [0.690, 0.734]' when there is one."""
-    if row.get("n_seeds", 1) > 1 and not pd.isna(row.get("ci_low")):
-        return f"{row['value']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
-    return f"{row['value']:.3f}"
-
-
-def headline(table: pd.DataFrame) -> pd.DataFrame:
-    """The verdict on one screen: per aspect, the winner of each group and the controls' values."""
-    rows = []
-    for aspect, part in table.groupby("aspect", sort=False):
-        row = {"aspect": aspect, "better": "higher" if part["higher_is_better"].iloc[0] else "lower"}
-        for group in (*GROUPS.values(), EXPLANATION):
-            top = part[(part["group"] == group) & (part["rank"] == 1)]
-            if not top.empty:
-                row[f"best, {group}"] = f"{top['method'].iloc[0]} ({_value_text(top.iloc[0])})"
-                if "p_vs_best" in part:  # with replicates: the methods a paired t-test cannot tell apart from it
-                    tied = part[(part["group"] == group) & (part["rank"] > 1) & (part["p_vs_best"] >= ALPHA)]
-                    if not tied.empty:
-                        row[f"best, {group}"] += "; not distinguishable from " + ", ".join(
-                            f"{m} (p = {p:.2f})" for m, p in zip(tied["method"], tied["p_vs_best"], strict=True)
-                        )
-        controls = part[part["group"] == CONTROL_GROUP]
-        row["controls"] = ", ".join(f"{r['method']} {_value_text(r)}" for _, r in controls.iterrows())
-        rows.append(row)
-    return pd.DataFrame(rows).fillna("")
 
 
 if __name__ == "__main__":

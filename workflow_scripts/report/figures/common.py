@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
+from workflow_scripts.names import OK
+
 # Okabe & Ito's colour-blind palette, grey for its black (which hides hatches and marker edges)
 # and its yellow (faint on white) last; each colour also gets its own marker and hatch.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#888888", "#F0E442"]
@@ -123,7 +125,7 @@ def dot_panel(
     mark_controls(ax.get_xticklabels(), found["role"])
     ax.set_xlim(-0.6, len(found) - 0.4)
     ax.grid(axis="y", color="0.9")
-    missing = table[table["value"].isna() & table["status"].eq("ok") & table["note"].ne("")]
+    missing = table[table["value"].isna() & table["status"].eq(OK) & table["note"].ne("")]
     return sorted({f"{s}: {n}" for s, n in zip(missing["series"], missing["note"], strict=False)})
 
 

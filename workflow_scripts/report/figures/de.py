@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from sklearn.metrics import average_precision_score, precision_recall_curve
 
+from workflow_scripts.names import OK
 from workflow_scripts.report.figures.common import dot_grid, entries, message_axes, read_table, style
 
 ROWS = {"auprc": "AUPRC", "f1": "F1 of the significance calls", "false_discoveries": "false discoveries\nper comparison"}
@@ -27,7 +28,7 @@ def _series(table: pd.DataFrame) -> pd.DataFrame:
 def draw_recovery(de: list[str]):
     """AUPRC, F1 and false discoveries (rows) per dataset (columns)."""
     table = _series(pd.concat([read_table(p) for p in de], ignore_index=True))
-    series = sorted(dict.fromkeys(table.loc[table["status"] == "ok", "series"]), key=lambda s: s.endswith("(paper protocol)"))
+    series = sorted(dict.fromkeys(table.loc[table["status"] == OK, "series"]), key=lambda s: s.endswith("(paper protocol)"))
     title = "DE recovery: Wilcoxon on each method's corrected values, DE workflows on raw counts (dashed: truth control)"
     return dot_grid(table, ROWS, series, "comparisons", title)
 

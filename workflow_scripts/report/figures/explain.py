@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from workflow_scripts.analyse.de import ALL_CELLS
-from workflow_scripts.analyse.explain import GENEX, KEYS
+from workflow_scripts.names import ALL_CELLS, EXPLAIN_KEYS, NO_EXPLAIN_TRUTH, NULL, OK
+from workflow_scripts.registry import GENEX
 from workflow_scripts.report.figures.common import CONTROL_COLOUR, dot_grid, entries, message_axes, read_table, style
-from workflow_scripts.score.explain import NO_TRUTH, NULL, Truth
+from workflow_scripts.score.explain_truth import Truth
 
 ROWS = {
     "auprc": "AUPRC",
@@ -33,7 +33,7 @@ TRUE_GENE = dict(marker="o", markersize=3.5, color="black", markeredgecolor="whi
 def draw(explain: str):
     """One row per metric, one column per dataset; one marker per covariate."""
     table = read_table(explain).assign(series=lambda t: t["category"])
-    series = list(dict.fromkeys(table.loc[table["status"] == "ok", "series"]))
+    series = list(dict.fromkeys(table.loc[table["status"] == OK, "series"]))
     title = "Recovery of the simulated covariate genes by each explanation (random: the chance control)"
     return dot_grid(table, ROWS, series, "covariate", title, ceiling=None)
 
@@ -43,7 +43,7 @@ def _ranked_comparisons(table: pd.DataFrame, truth) -> list[tuple]:
     level, rows in its ranking order, their truth or None without simulated factors)."""
     index = pd.Index(truth.var.index.astype(str))
     out = []
-    for (covariate, level, cell_type), rows in table.groupby(KEYS, sort=False):
+    for (covariate, level, cell_type), rows in table.groupby(EXPLAIN_KEYS, sort=False):
         if cell_type == ALL_CELLS and truth.scored(covariate, level, cell_type):
             rows = rows.iloc[np.argsort(-rows["score"].to_numpy(float), kind="stable")]
             genes = truth.genes(covariate, level, cell_type)
@@ -88,7 +88,7 @@ def _no_curve_note(truth, covariate: str) -> str:
     levels = [level for level in truth.levels[covariate] if truth.scored(covariate, level, ALL_CELLS)]
     genes = [g for g in (truth.genes(covariate, level, ALL_CELLS) for level in levels) if g is not None]
     if not genes:
-        return NO_TRUTH
+        return NO_EXPLAIN_TRUTH
     return NULL if not any(g.any() for g in genes) else "not applicable: no ranking with true and false genes"
 
 
@@ -96,7 +96,9 @@ def draw_genes(genes: list[str], data: str, scores: str):
     """GENEX's top genes marked against the simulated truth (left) and every explanation
     method's precision among its top k genes per covariate (right; random: chance)."""
     truth = Truth(ad.read_h5ad(data))
-    tables = {t["method"].iloc[0]: t for t in (pd.read_csv(p, dtype={k: str for k in KEYS}) for p in genes) if not t.empty}
+    tables = {
+        t["method"].iloc[0]: t for t in (pd.read_csv(p, dtype={k: str for k in EXPLAIN_KEYS}) for p in genes) if not t.empty
+    }
     table = read_table(scores)
     found = entries(table, keys=["method"])
     genex = _ranked_comparisons(tables[GENEX], truth) if GENEX in tables else []

@@ -32,6 +32,7 @@ from matplotlib.lines import Line2D
 from matplotlib.transforms import blended_transform_factory
 from sklearn.metrics import f1_score
 
+from workflow_scripts.names import OK
 from workflow_scripts.report.figures.common import FAILED, PALETTE, failure, mark_controls, read_table
 
 PAPER_GROUP = "Group1"  # the paper's DE comparison: this group against the rest
@@ -134,10 +135,10 @@ def measured(scib: str, truth: str, de: list[str], genes: list[str], group: str 
             parts.append(de_table[de_table["dataset"] == dataset].assign(family="de"))
         else:
             basis[dataset] = f"{group} vs rest, as the paper"
-            parts.append(ours.assign(family="de", metric="f1_paper", representation="wilcoxon", status="ok"))
+            parts.append(ours.assign(family="de", metric="f1_paper", representation="wilcoxon", status=OK))
     long = pd.concat(parts, ignore_index=True)
     long["measure"] = [metric_of.get(k) for k in zip(long["family"], long["metric"], strict=False)]
-    long = long[long["measure"].notna() & long["status"].eq("ok")]
+    long = long[long["measure"].notna() & long["status"].eq(OK)]
     return long[["dataset", "method", "measure", "representation", "value"]], failures, roles, order, basis
 
 
@@ -169,7 +170,7 @@ def comparison(published: pd.DataFrame, ours: pd.DataFrame, failures: dict, orde
                 rep = representation(published, family, method, set(values.loc[values["method"] == method, "representation"]))
                 mine = values.loc[(values["method"] == method) & (values["representation"] == rep), "value"].dropna()
                 if not mine.empty:
-                    status = "ok"
+                    status = OK
                 elif (dataset, method) in failures:
                     status = f"{FAILED}: {failures[dataset, method]}"
                 elif method not in ran:
@@ -215,7 +216,7 @@ def claims(table: pd.DataFrame, focus: str = FOCUS) -> pd.DataFrame:
             better = (mine.published > other.published) == spec.higher_is_better
             claim = f"{focus} {'better' if better else 'worse'} than {other.method} on {spec.title}"
             published = f"published {mine.published:.3g} vs {other.published:.3g}"
-            missing = [f"{m.method}: {m.status}" for m in (mine, other) if m.status != "ok"]
+            missing = [f"{m.method}: {m.status}" for m in (mine, other) if m.status != OK]
             if missing:
                 verdict, measured_text = "not testable", "; ".join(missing)
             else:
@@ -264,7 +265,7 @@ def _panel(ax, panel: pd.DataFrame, methods: list[str], spec: Measure) -> None:
         if not np.isnan(row.measured):
             ax.plot(row.measured, y, linestyle="none", markersize=6, zorder=2, **MEASURED)
             continue
-        if row.status == "ok":
+        if row.status == OK:
             continue
         mark = FAILED if row.status.startswith(FAILED) else row.status
         # beside the published marker, on the side with room

@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 
 from genex_core.preprocessing import log_normalize
-from workflow_scripts.contract import DATASET_UNS, TRUTH_MEANS
-from workflow_scripts.integrate.run import CORRECTED, METHOD_UNS
+from workflow_scripts.names import CORRECTED, DATASET_UNS, METHOD_UNS, TRUTH_MEANS
 from workflow_scripts.report.figures.common import (
     FAILED,
     dot_panel,

@@ -11,8 +11,7 @@ import pandas as pd
 import scanpy as sc
 from matplotlib.lines import Line2D
 
-from workflow_scripts.contract import DATASET_UNS
-from workflow_scripts.integrate.run import CORRECTED, EMBEDDING, METHOD_UNS
+from workflow_scripts.names import CORRECTED, DATASET_UNS, EMBEDDING, METHOD_UNS
 from workflow_scripts.report.figures.common import FAILED, entries, mark_controls, message_axes, read_table, style
 
 N_PCS = 50  # as scib_scores' corrected_pca representation
