@@ -38,10 +38,12 @@ SLURM_TIMEOUT ?= 3300
 test-slurm: $(STAMP)
 	timeout -s KILL $(SLURM_TIMEOUT) bash tests/slurm/run.sh
 
-# ruff (rules in pyproject.toml) and Snakemake's own lint; tests/test_lint.py runs the same in `make test`.
+# ruff and snakefmt (settings in pyproject.toml) and Snakemake's own lint; `make test` runs the
+# same (tests/workflow/test_lint.py, and test_workflow.py for snakemake --lint).
 lint: $(STAMP)
 	$(BIN)/ruff check genex_core workflow_scripts tests benchmarks
 	$(BIN)/ruff format --check genex_core workflow_scripts tests benchmarks
+	$(BIN)/snakefmt --check Snakefile rules
 	$(BIN)/snakemake --lint
 
 clean:

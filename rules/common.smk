@@ -30,7 +30,9 @@ REPLICATES = expand_datasets(
 )
 if "sweep" in config:
     for _replicate in REPLICATES.values():
-        validate({"datasets": {_replicate.base: _replicate.spec}, "methods": config["methods"]}, schema="../config/config.schema.yaml")
+        validate(
+            {"datasets": {_replicate.base: _replicate.spec}, "methods": config["methods"]}, schema="../config/config.schema.yaml"
+        )
 DATASETS = list(REPLICATES)
 # the datasets whose per-dataset figures the report shows: with seeds, the first seed's only
 # (every seed is in the aggregates; 3 seeds would triple the page)

@@ -6,17 +6,17 @@ rule dataset:
         dataset_inputs,
     output:
         "results/{dataset}/data.h5ad",
-    params:
-        spec=dataset_spec,
     log:
         "results/logs/{dataset}/dataset.log",
     benchmark:
         "results/benchmarks/{dataset}/dataset.tsv"
+    conda:
+        "../envs/data.yaml"
     threads: config["threads"]
     resources:
         mem_mb=8000,
         runtime=30,
-    conda:
-        "../envs/data.yaml"
+    params:
+        spec=dataset_spec,
     script:
         "../workflow_scripts/data/datasets.py"

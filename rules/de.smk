@@ -10,23 +10,25 @@ rule de_raw_counts:
     output:
         genes="results/{dataset}/de/{workflow}/unintegrated.csv.gz",
         scores="results/{dataset}/scores/de/{workflow}/unintegrated.csv",
-    wildcard_constraints:
-        workflow="|".join(RAW_DE_WORKFLOWS) or "none",
-    params:
-        step="score",
-        workflow="{workflow}",
-        seed=method_seed,
-        params=lambda wildcards, input: dict(config["de"][wildcards.workflow], **({"model_dir": input.model[0]} if input.model else {})),
     log:
         "results/logs/{dataset}/de/{workflow}.log",
     benchmark:
         "results/benchmarks/{dataset}/de/{workflow}.tsv"
+    wildcard_constraints:
+        workflow="|".join(RAW_DE_WORKFLOWS) or "none",
+    conda:
+        "../envs/integrate.yaml"  # scvi-tools
     threads: lambda wildcards: config["threads"] if wildcards.workflow == "scvi_de" else 1
     resources:
         mem_mb=8000,
         runtime=60,
-    conda:
-        "../envs/integrate.yaml"  # scvi-tools
+    params:
+        step="score",
+        workflow="{workflow}",
+        seed=method_seed,
+        params=lambda wildcards, input: dict(
+            config["de"][wildcards.workflow], **({"model_dir": input.model[0]} if input.model else {})
+        ),
     script:
         "../workflow_scripts/score/de.py"
 
@@ -40,16 +42,16 @@ rule score_de:
     output:
         scores="results/{dataset}/scores/de.csv",
         genes="results/{dataset}/de/wilcoxon.csv.gz",
-    params:
-        skipped=lambda w: skipped_methods(w.dataset),
     log:
         "results/logs/{dataset}/score_de.log",
     benchmark:
         "results/benchmarks/{dataset}/score_de.tsv"
+    conda:
+        "../envs/score.yaml"
     resources:
         mem_mb=8000,
         runtime=30,
-    conda:
-        "../envs/score.yaml"
+    params:
+        skipped=lambda w: skipped_methods(w.dataset),
     script:
         "../workflow_scripts/score/de.py"

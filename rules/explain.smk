@@ -13,7 +13,8 @@ CHEAP_RIVALS = [r for r in RIVALS if r not in MODEL_RIVALS]
 EXPLAIN_METHODS = GENEX_EXPLAINS + RIVALS
 
 
-localrules: explain_summary  # it stacks CSVs: not worth a cluster job
+localrules:
+    explain_summary,  # it stacks CSVs: not worth a cluster job
 
 
 # GENEX's explanations of one dataset in one job, and the cheap rivals in another: the libraries
@@ -26,21 +27,21 @@ if GENEX_EXPLAINS:
             model=model_dir("{dataset}", "genex"),
         output:
             expand("results/{{dataset}}/explain/{explainer}.csv.gz", explainer=GENEX_EXPLAINS),
-        params:
-            methods=GENEX_EXPLAINS,
-            seed=method_seed,
-            params=[EXPLAIN[m] for m in GENEX_EXPLAINS],
         log:
             "results/logs/{dataset}/explain/genex.log",
         benchmark:
             "results/benchmarks/{dataset}/explain/genex.tsv"
+        conda:
+            "../envs/integrate.yaml"
         threads: config["threads"]
         resources:
             mem_mb=8000,
             runtime=60,
             gpu=1 if config["gpu"] else 0,
-        conda:
-            "../envs/integrate.yaml"
+        params:
+            methods=GENEX_EXPLAINS,
+            seed=method_seed,
+            params=[EXPLAIN[m] for m in GENEX_EXPLAINS],
         script:
             "../workflow_scripts/analyse/explain.py"
 
@@ -52,19 +53,19 @@ if CHEAP_RIVALS:
             data="results/{dataset}/data.h5ad",
         output:
             expand("results/{{dataset}}/explain/{rival}.csv.gz", rival=CHEAP_RIVALS),
-        params:
-            methods=CHEAP_RIVALS,
-            seed=method_seed,
-            params=[EXPLAIN[r] for r in CHEAP_RIVALS],
         log:
             "results/logs/{dataset}/explain/rivals.log",
         benchmark:
             "results/benchmarks/{dataset}/explain/rivals.tsv"
+        conda:
+            "../envs/score.yaml"
         resources:
             mem_mb=8000,
             runtime=30,
-        conda:
-            "../envs/score.yaml"
+        params:
+            methods=CHEAP_RIVALS,
+            seed=method_seed,
+            params=[EXPLAIN[r] for r in CHEAP_RIVALS],
         script:
             "../workflow_scripts/analyse/explain.py"
 
@@ -76,22 +77,22 @@ rule explain_rivals_scvi:
         model=lambda w: [model_dir(w.dataset, "scvi")] if w.rival == "scvi_de" and "scvi" in ran_methods(w.dataset) else [],
     output:
         "results/{dataset}/explain/{rival}.csv.gz",
-    wildcard_constraints:
-        rival="|".join(MODEL_RIVALS) or "none",
-    params:
-        methods=lambda wildcards: [wildcards.rival],
-        seed=method_seed,
-        params=lambda wildcards, input: [dict(EXPLAIN[wildcards.rival], **({"model_dir": input.model[0]} if input.model else {}))],
     log:
         "results/logs/{dataset}/explain/{rival}.log",
     benchmark:
         "results/benchmarks/{dataset}/explain/{rival}.tsv"
+    wildcard_constraints:
+        rival="|".join(MODEL_RIVALS) or "none",
+    conda:
+        "../envs/integrate.yaml"  # scvi-tools
     threads: config["threads"]
     resources:
         mem_mb=16000,
         runtime=120,
-    conda:
-        "../envs/integrate.yaml"  # scvi-tools
+    params:
+        methods=lambda wildcards: [wildcards.rival],
+        seed=method_seed,
+        params=lambda wildcards, input: [dict(EXPLAIN[wildcards.rival], **({"model_dir": input.model[0]} if input.model else {}))],
     script:
         "../workflow_scripts/analyse/explain.py"
 
@@ -108,17 +109,17 @@ rule score_explain:
         failures=lambda w: [failure_record(w.dataset, "genex")] if GENEX_EXPLAINS and "genex" in failed_methods(w.dataset) else [],
     output:
         "results/{dataset}/scores/explain.csv",
-    params:
-        genex_explains=GENEX_EXPLAINS,
     log:
         "results/logs/{dataset}/explain/score_explain.log",
     benchmark:
         "results/benchmarks/{dataset}/explain/score_explain.tsv"
+    conda:
+        "../envs/score.yaml"
     resources:
         mem_mb=8000,
         runtime=30,
-    conda:
-        "../envs/score.yaml"
+    params:
+        genex_explains=GENEX_EXPLAINS,
     script:
         "../workflow_scripts/score/explain.py"
 

@@ -13,23 +13,23 @@ for method in METHODS:
         name:
             f"integrate_{method}"
         input:
-            data="results/{dataset}/data.h5ad",
             **({"pretrained": model_dir("{dataset}", entry.starts_from)} if entry.starts_from else {}),
+            data="results/{dataset}/data.h5ad",
         output:
-            integrated=integrated_output("{dataset}", method),
             **({"model": directory(model_dir("{dataset}", method))} if entry.saves_model else {}),
-        params:
-            method=method,
-            params=config["methods"][method],
-            seed=method_seed,
+            integrated=integrated_output("{dataset}", method),
         log:
             f"results/logs/{{dataset}}/integrate/{method}.log",
         benchmark:
             f"results/benchmarks/{{dataset}}/integrate/{method}.tsv"
+        conda:
+            "../envs/integrate.yaml"
         threads: config["threads"]
         resources:
             **METHOD_RESOURCES.get(method, dict(mem_mb=8000, runtime=60)),
-        conda:
-            "../envs/integrate.yaml"
+        params:
+            method=method,
+            params=config["methods"][method],
+            seed=method_seed,
         script:
             "../workflow_scripts/integrate/run.py"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import anndata as ad
 import pandas as pd
+import pytest
 import yaml
 
 from workflow_scripts.contract import validate_dataset
@@ -74,6 +75,7 @@ def test_failed_genex_is_scored_as_failed_not_explained(tmp_path):
     assert "rule score_explain:" in run.stdout and "rule explain_genex:" not in run.stdout
 
 
+@pytest.mark.slow
 def test_tiny_config_runs_end_to_end(tmp_path):
     """Every stage on a tiny simulation and, where ../shared/ is present, the real-Splatter
     folder; one method's earlier run failed: in report_failures mode it is shown as failed."""
