@@ -28,6 +28,8 @@ from sklearn.neighbors import NearestNeighbors
 PCA_CELLS = 4096
 N_PCS = 30
 MNN_K = 20
+SIGMA_CELLS = 2000  # cells whose distances to the anchors set the MNN kernel width
+CHUNK_CELLS = 4096  # cells weighted at once (memory: CHUNK_CELLS x anchors)
 SOFTNESS = 1.0  # softmax temperature as a share of the mean squared distance to the own centroid
 
 
@@ -77,8 +79,9 @@ def mnn_merge(z: np.ndarray, batches: np.ndarray, k: int = MNN_K) -> np.ndarray:
             continue
         to_ref = NearestNeighbors(n_neighbors=kk).fit(out[ref]).kneighbors(out[cells], return_distance=False)
         to_new = NearestNeighbors(n_neighbors=kk).fit(out[cells]).kneighbors(out[ref], return_distance=False)
-        back = {(int(j), int(i)) for j in range(len(ref)) for i in to_new[j]}
-        pairs = np.array([(i, j) for i in range(len(cells)) for j in to_ref[i] if (int(j), i) in back], dtype=int).reshape(-1, 2)
+        new_cell, ref_cell = np.repeat(np.arange(len(cells)), kk), to_ref.ravel()
+        mutual = (to_new[ref_cell] == new_cell[:, None]).any(1)
+        pairs = np.column_stack([new_cell[mutual], ref_cell[mutual]])
         if len(pairs) == 0:
             out[cells] += out[ref].mean(0) - out[cells].mean(0)
         else:
@@ -88,12 +91,21 @@ def mnn_merge(z: np.ndarray, batches: np.ndarray, k: int = MNN_K) -> np.ndarray:
             np.add.at(vectors, inverse, pair_vectors)
             vectors /= np.bincount(inverse)[:, None]
             anchors = out[cells[anchor_cells]]
-            d2 = ((out[cells, None, :] - anchors[None]) ** 2).sum(2)  # cells x pairs
+            # kernel width from at most SIGMA_CELLS cells; weights chunk by chunk (memory: chunk x anchors)
+            d2 = _square_distances(out[cells[:: max(1, len(cells) // SIGMA_CELLS)]], anchors)
             sigma2 = np.median(d2.min(1)) + np.median(d2) * 0.05 + 1e-12
-            w = np.exp(-(d2 - d2.min(1, keepdims=True)) / sigma2)
-            out[cells] += (w @ vectors) / w.sum(1, keepdims=True)
+            for start in range(0, len(cells), CHUNK_CELLS):
+                rows = cells[start : start + CHUNK_CELLS]
+                d2 = _square_distances(out[rows], anchors)
+                w = np.exp(-(d2 - d2.min(1, keepdims=True)) / sigma2)
+                out[rows] += (w @ vectors) / w.sum(1, keepdims=True)
         merged |= batches == b
     return out
+
+
+def _square_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances between the rows of ``a`` and of ``b``."""
+    return np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2 * a @ b.T, 0.0)
 
 
 def soft_groups(z: np.ndarray, n_groups: int, seed: int) -> np.ndarray:
