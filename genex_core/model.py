@@ -468,7 +468,9 @@ class GENEX:
         if dog:
             DoG, Averager = dog
             opt_g = DoG(Gn.parameters(), lr=args["lr"], reps_rel=1e-4, eps=1e-16)
-            opt_d = DoG(D.parameters(), lr=args["lr"], reps_rel=1e-4, eps=1e-16)
+            # DoG needs a gradient for every parameter: not the batch critic, unused by this objective
+            used = [p for name, p in D.named_parameters() if not name.startswith("batch_critic")]
+            opt_d = DoG(used, lr=args["lr"], reps_rel=1e-4, eps=1e-16)
             averager = Averager(Gn, gamma=8)
         else:
             opt_g = torch.optim.Adam(Gn.parameters(), lr=args["lr"], betas=ADAM_BETAS)

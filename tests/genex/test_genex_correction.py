@@ -150,3 +150,10 @@ def test_published_preset_builds_the_published_shapes(null_data):
     assert PUBLISHED_TRAIN == dict(max_epochs=600, batch_size=2048, n_critic=3, gp_every=1, lr=1.0)
     model.configure("default")
     assert model.module.objective == "neutral" and len(model.module.generator.encoder[0][0].weight) == 256
+
+
+def test_published_recipe_trains_with_dog_and_its_weight_average(null_data):
+    pytest.importorskip("dog", reason="dog-optimizer is pinned in requirements.txt")
+    model = GENEX(null_data, hidden=(32, 16), latent=8, embedding_dim=4)
+    model.train(recipe="published", max_epochs=1, batch_size=64, progress=False)
+    assert model.train_args["optimizer"] == "dog" and np.isfinite(model.get_corrected_expression()).all()
