@@ -1,17 +1,7 @@
 # The figure table: what each figure of workflow_scripts/report/figures (FIGURES) reads, wiring only.
 # The figure rules of rules/report.smk draw from it.
 
-PUBLISHED = [os.path.join(workflow.basedir, config["published"])] if config.get("published") else []
 SCORE_TABLES = ["results/scib_summary.csv", "results/truth_summary.csv", "results/explain_summary.csv"]
-
-
-def explain_tables(dataset):
-    """GENEX's tables only when it ran (otherwise the scores say why), and the rivals'."""
-    return [
-        f"results/{dataset}/explain/{m}.csv.gz"
-        for m in EXPLAIN_METHODS
-        if not (m in GENEX_EXPLAINS and "genex" not in ran_methods(dataset))
-    ]
 
 
 # {figure: (drawn per dataset, function of the dataset (None across datasets) -> the draw
@@ -31,7 +21,7 @@ FIGURE_INPUTS = {
     "de_pr_curves": (
         True,
         lambda d: dict(
-            genes=[f"results/{d}/de/wilcoxon.csv.gz"] + [f"results/{d}/de/{w}/unintegrated.csv.gz" for w in RAW_DE_WORKFLOWS],
+            curves=f"results/{d}/scores/de_curves.csv.gz",
             scores=f"results/{d}/scores/de.csv",
         ),
     ),
@@ -47,7 +37,11 @@ FIGURE_INPUTS = {
     "explain": (False, lambda d: dict(explain="results/explain_summary.csv")),
     "explain_genes": (
         True,
-        lambda d: dict(genes=explain_tables(d), data=f"results/{d}/data.h5ad", scores=f"results/{d}/scores/explain.csv"),
+        lambda d: dict(
+            topk=f"results/{d}/scores/explain_topk.csv",
+            top_genes=f"results/{d}/scores/explain_top_genes.csv",
+            scores=f"results/{d}/scores/explain.csv",
+        ),
     ),
     "mixing": (
         False,
@@ -61,11 +55,8 @@ FIGURE_INPUTS = {
                 False,
                 lambda d: dict(
                     published=PUBLISHED[0],
-                    scib="results/scib_summary.csv",
-                    truth="results/truth_summary.csv",
-                    de=expand("results/{dataset}/scores/de.csv", dataset=DATASETS),
-                    genes=expand("results/{dataset}/de/wilcoxon.csv.gz", dataset=DATASETS),
-                    claims_csv="results/figures/paper_claims.csv",
+                    compared="results/paper_comparison.csv",
+                    verdicts="results/paper_claims.csv",
                 ),
             )
         }
@@ -79,7 +70,9 @@ FIGURE_INPUTS = {
         else {}
     ),
 }
-FILE_ARGS = {"scib", "data", "integrated", "scores", "de", "genes", "truth", "explain", "published", "after", "aspects"}
+# the draw arguments that name files the figure reads (the rest are options)
+FILE_ARGS = {"scib", "data", "integrated", "scores", "de", "truth", "explain", "published", "after", "aspects"}
+FILE_ARGS |= {"curves", "topk", "top_genes", "compared", "verdicts"}  # tables the score stage writes for a figure
 
 
 def figure_stem(key, dataset=None):
@@ -92,7 +85,9 @@ def figure_keys(per_dataset):
 
 def figure_outputs(dataset=None):
     """The PNG and PDF of one dataset's figures ("{dataset}": the wildcard), or of those across datasets."""
-    return [f"results/figures/{figure_stem(key, dataset)}.{ext}" for key in figure_keys(dataset is not None) for ext in ("png", "pdf")]
+    return [
+        f"results/figures/{figure_stem(key, dataset)}.{ext}" for key in figure_keys(dataset is not None) for ext in ("png", "pdf")
+    ]
 
 
 def figure_jobs(dataset=None):

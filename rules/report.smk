@@ -7,24 +7,26 @@
 # methods that ran (ran_methods in common.smk) and show the failed and skipped ones; with seeds,
 # the report shows the per-dataset figures of the first seed (FIGURE_DATASETS).
 # With `published:` in the config (config/paper.yaml), figure "paper" puts a paper's published
-# values beside ours; its path, if relative, is the repository's (so --directory runs find it).
+# values beside ours (compared, and its claims tested, by rule paper_claims in rules/score.smk);
+# its path, if relative, is the repository's (so --directory runs find it).
+
 
 rule figures_dataset:
     input:
         lambda w: figure_files(figure_jobs(w.dataset)),
     output:
         figure_outputs("{dataset}"),
-    params:
-        jobs=lambda w: figure_jobs(w.dataset),
     log:
         "results/logs/{dataset}/figures.log",
     benchmark:
         "results/benchmarks/{dataset}/figures.tsv"
+    conda:
+        "../envs/report.yaml"
     resources:
         mem_mb=4000,
         runtime=20,
-    conda:
-        "../envs/report.yaml"
+    params:
+        jobs=lambda w: figure_jobs(w.dataset),
     script:
         "../workflow_scripts/report/figures/rule.py"
 
@@ -33,18 +35,18 @@ rule figures:
     input:
         figure_files(figure_jobs()),
     output:
-        figure_outputs() + (["results/figures/paper_claims.csv"] if PUBLISHED else []),
-    params:
-        jobs=figure_jobs(),
+        figure_outputs(),
     log:
         "results/logs/report/figures.log",
     benchmark:
         "results/benchmarks/all/report/figures.tsv"
+    conda:
+        "../envs/report.yaml"
     resources:
         mem_mb=4000,
         runtime=20,
-    conda:
-        "../envs/report.yaml"
+    params:
+        jobs=figure_jobs(),
     script:
         "../workflow_scripts/report/figures/rule.py"
 
@@ -68,19 +70,19 @@ rule report:
         aspects=["results/aggregate/aspects.csv"] if REPLICATED else [],
         # the published values and which of their claims reproduce, when the config names them
         published=PUBLISHED,
-        claims=["results/figures/paper_claims.csv"] if PUBLISHED else [],
+        claims=["results/paper_claims.csv"] if PUBLISHED else [],
     output:
         "results/report.html",
-    params:
-        results=lambda wildcards, input: os.path.dirname(input.scib),
     log:
         "results/logs/report/report.log",
     benchmark:
         "results/benchmarks/all/report/report.tsv"
+    conda:
+        "../envs/report.yaml"
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/report.yaml"
+    params:
+        results=lambda wildcards, input: os.path.dirname(input.scib),
     script:
         "../workflow_scripts/report/page.py"

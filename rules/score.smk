@@ -1,6 +1,15 @@
 # Stage 3: scores of every method's output -> results/<dataset>/scores/*.csv and summaries.
 
-localrules: scib_summary, truth_summary, verdict  # they stack CSVs: not worth a cluster job
+
+localrules:
+    scib_summary,
+    truth_summary,
+    verdict,  # they stack CSVs: not worth a cluster job
+
+
+# the published values of a paper to compare with (config `published:`); a relative path is the
+# repository's, so --directory runs find it
+PUBLISHED = [os.path.join(workflow.basedir, config["published"])] if config.get("published") else []
 # One job per dataset and score family: the scorers' imports and warm-up are paid once per
 # dataset, not once per method. Methods that failed or were skipped get rows saying why.
 
@@ -10,18 +19,18 @@ rule score_scib:
         unpack(scored_inputs),
     output:
         "results/{dataset}/scores/scib.csv",
-    params:
-        skipped=lambda w: skipped_methods(w.dataset),
     log:
         "results/logs/{dataset}/score_scib.log",
     benchmark:
         "results/benchmarks/{dataset}/score_scib.tsv"
+    conda:
+        "../envs/score.yaml"
     threads: 1  # scib metrics ran 2-3x faster per metric on one thread; jobs run side by side
     resources:
         mem_mb=8000,
         runtime=60,
-    conda:
-        "../envs/score.yaml"
+    params:
+        skipped=lambda w: skipped_methods(w.dataset),
     script:
         "../workflow_scripts/score/scib.py"
 
@@ -48,17 +57,17 @@ rule score_expression:
         unpack(scored_inputs),
     output:
         "results/{dataset}/scores/expression.csv",
-    params:
-        skipped=lambda w: skipped_methods(w.dataset),
     log:
         "results/logs/{dataset}/score_expression.log",
     benchmark:
         "results/benchmarks/{dataset}/score_expression.tsv"
+    conda:
+        "../envs/score.yaml"
     resources:
         mem_mb=8000,
         runtime=30,
-    conda:
-        "../envs/score.yaml"
+    params:
+        skipped=lambda w: skipped_methods(w.dataset),
     script:
         "../workflow_scripts/score/expression.py"
 
@@ -84,11 +93,90 @@ rule verdict:
         explain="results/explain_summary.csv",
     output:
         "results/verdict.csv",
-    params:
-        replicates=replicate_rows(REPLICATES),  # with seeds: means over seeds, intervals, paired tests
     log:
         "results/logs/verdict.log",
     conda:
         "../envs/score.yaml"
+    params:
+        replicates=replicate_rows(REPLICATES),  # with seeds: means over seeds, intervals, paired tests
     script:
         "../workflow_scripts/score/verdict.py"
+
+
+# What the per-dataset DE and explanation figures show, computed here so figures only draw:
+# precision-recall curves of the DE rankings (workflow_scripts/score/de_curves.py) and each
+# explanation method's precision among its top k genes with GENEX's top genes marked against
+# the truth (workflow_scripts/score/explain_topk.py).
+
+
+rule score_de_curves:
+    input:
+        genes=lambda w: [f"results/{w.dataset}/de/wilcoxon.csv.gz"]
+        + [f"results/{w.dataset}/de/{wf}/unintegrated.csv.gz" for wf in RAW_DE_WORKFLOWS],
+    output:
+        "results/{dataset}/scores/de_curves.csv.gz",
+    log:
+        "results/logs/{dataset}/score_de_curves.log",
+    benchmark:
+        "results/benchmarks/{dataset}/score_de_curves.tsv"
+    conda:
+        "../envs/score.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    script:
+        "../workflow_scripts/score/de_curves.py"
+
+
+def explain_tables(dataset):
+    """GENEX's tables only when it ran (otherwise the scores say why), and the rivals'."""
+    return [
+        f"results/{dataset}/explain/{m}.csv.gz"
+        for m in EXPLAIN_METHODS
+        if not (m in GENEX_EXPLAINS and "genex" not in ran_methods(dataset))
+    ]
+
+
+rule score_explain_topk:
+    input:
+        data="results/{dataset}/data.h5ad",
+        tables=lambda w: explain_tables(w.dataset),
+    output:
+        topk="results/{dataset}/scores/explain_topk.csv",
+        genes="results/{dataset}/scores/explain_top_genes.csv",
+    log:
+        "results/logs/{dataset}/explain/score_explain_topk.log",
+    benchmark:
+        "results/benchmarks/{dataset}/explain/score_explain_topk.tsv"
+    conda:
+        "../envs/score.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    script:
+        "../workflow_scripts/score/explain_topk.py"
+
+
+if PUBLISHED:
+
+    localrules:
+        paper_claims,  # small tables: not worth a cluster job
+
+    rule paper_claims:
+        # our measurements by the paper's protocol beside its published values, and which of
+        # its claims reproduce (workflow_scripts/score/paper.py)
+        input:
+            published=PUBLISHED[0],
+            scib="results/scib_summary.csv",
+            truth="results/truth_summary.csv",
+            de=expand("results/{dataset}/scores/de.csv", dataset=DATASETS),
+            genes=expand("results/{dataset}/de/wilcoxon.csv.gz", dataset=DATASETS),
+        output:
+            comparison="results/paper_comparison.csv",
+            claims="results/paper_claims.csv",
+        log:
+            "results/logs/paper_claims.log",
+        conda:
+            "../envs/score.yaml"
+        script:
+            "../workflow_scripts/score/paper_claims.py"

@@ -1,5 +1,7 @@
 """Every figure, drawn from tiny synthetic tables and files: it writes a PNG and a PDF, and a
-method that failed (genex on dataset d2) shows as failed instead of disappearing."""
+method that failed (genex on dataset d2) shows as failed instead of disappearing. The tables
+the score stage computes for the figures (DE curves, explanations' precision at k, the paper
+comparison) are written from the synthetic per-gene tables by the score modules themselves."""
 
 import itertools
 
@@ -9,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from sklearn.metrics import f1_score
 
 from workflow_scripts.report.figures import FIGURES, parse_stem, stem
 from workflow_scripts.report.figures.common import save
@@ -206,7 +207,30 @@ def results(tmp_path_factory):
                 table = explain_gene_table(rng, dataset, method)
                 table.to_csv(root / dataset / "explain" / f"{method}.csv.gz", index=False)
     published_table().to_csv(root / "published.csv", index=False)
+    score_for_figures(root)
     return root
+
+
+def score_for_figures(root) -> None:
+    """What the score rules write for the figures: de_curves, explain_topk and explain_top_genes
+    per dataset, the paper comparison and its claims."""
+    from workflow_scripts.score.de_curves import de_curves, write_curves
+    from workflow_scripts.score.explain_topk import explain_topk
+    from workflow_scripts.score.paper import paper_tables
+    from workflow_scripts.score.table import write_table
+
+    for dataset in DATASETS:
+        folder = root / dataset
+        write_curves(de_curves(sorted((folder / "de").glob("*/*.csv.gz"))), folder / "scores" / "de_curves.csv.gz")
+        explain_topk(
+            folder / "data.h5ad",
+            sorted((folder / "explain").glob("*.csv.gz")),
+            folder / "scores" / "explain_topk.csv",
+            folder / "scores" / "explain_top_genes.csv",
+        )
+    comparison, claims = paper_tables(**paper_inputs(root))
+    write_table(comparison, root / "paper_comparison.csv")
+    write_table(claims, root / "paper_claims.csv")
 
 
 def explain_table(rng) -> pd.DataFrame:
@@ -259,7 +283,7 @@ def published_table() -> pd.DataFrame:
 
 
 def paper_inputs(root, datasets=DATASETS, group="Group1") -> dict:
-    """The paper figure's arguments, as its rule passes them."""
+    """The arguments of the paper_claims score rule (workflow_scripts.score.paper.paper_tables)."""
     return dict(
         published=root / "published.csv",
         scib=root / "scib_summary.csv",
@@ -270,10 +294,15 @@ def paper_inputs(root, datasets=DATASETS, group="Group1") -> dict:
     )
 
 
+def paper_figure_inputs(root) -> dict:
+    """The paper figure's arguments, as its rule passes them."""
+    return dict(published=root / "published.csv", compared=root / "paper_comparison.csv", verdicts=root / "paper_claims.csv")
+
+
 def explain_genes_inputs(folder) -> dict:
     """The explain_genes figure's arguments, as its rule passes them."""
-    genes = [str(p) for p in sorted((folder / "explain").glob("*.csv.gz"))]
-    return dict(genes=genes, data=folder / "data.h5ad", scores=folder / "scores" / "explain.csv")
+    scores = folder / "scores"
+    return dict(topk=scores / "explain_topk.csv", top_genes=scores / "explain_top_genes.csv", scores=scores / "explain.csv")
 
 
 def sweep_inputs(root) -> dict:
@@ -299,14 +328,14 @@ def figure_inputs(key: str, root) -> dict:
         "scib_table": dict(scib=root / "scib_summary.csv"),
         "umap": dict(data=d2 / "data.h5ad", integrated=produced, scores=d2 / "scores" / "scib.csv", seed=0),
         "de_recovery": dict(de=de),
-        "de_pr_curves": dict(genes=[str(p) for p in sorted((d2 / "de").glob("*/*.csv.gz"))], scores=d2 / "scores" / "de.csv"),
+        "de_pr_curves": dict(curves=d2 / "scores" / "de_curves.csv.gz", scores=d2 / "scores" / "de.csv"),
         "truth_distance": dict(truth=root / "truth_summary.csv"),
         "truth_genes": dict(data=d2 / "data.h5ad", integrated=produced, scores=d2 / "scores" / "expression.csv"),
         "explain": dict(explain=root / "explain_summary.csv"),
         "explain_genes": explain_genes_inputs(root / "d2"),
         "mixing": dict(scib=root / "scib_summary.csv", de=de),
         "cost": dict(scib=root / "scib_summary.csv", results=root),
-        "paper": paper_inputs(root),
+        "paper": paper_figure_inputs(root),
     }[key]
 
 
@@ -350,55 +379,21 @@ def test_stem_round_trip():
 def test_paper_figure_puts_published_values_beside_ours(results, tmp_path):
     from workflow_scripts.report.figures import paper
 
-    claims = tmp_path / "claims.csv"
-    fig = paper.draw(**paper_inputs(results), claims_csv=str(claims))
+    fig = paper.draw(**paper_figure_inputs(results))
     shown = texts(fig)
     assert "published" in shown and "measured here" in shown
     assert "not run here" in shown and "seurat" in shown  # the paper's method we do not run
     assert "failed" in shown and "out of memory" in shown  # genex on d2
     assert "A paper, its table 1" in shown  # cited
     assert "mean over cell types vs rest" in shown  # no Group1 in the synthetic tables: says so
+    assert "Published claims:" in shown and "reproduce" in shown  # the score stage's claims, under the figure
     save(fig, tmp_path / "paper.png", tmp_path / "paper.pdf")
     assert (tmp_path / "paper.png").stat().st_size > 0 and (tmp_path / "paper.png").read_bytes().startswith(b"\x89PNG")
     assert (tmp_path / "paper.pdf").read_bytes().startswith(b"%PDF")
-    found = pd.read_csv(claims)
-    d1 = found[found["dataset"] == "d1"].set_index(["measure", "method"])
-    assert d1.loc[("scib_overall", "combat"), "verdict"] in ("reproduces", "does not reproduce")
-    assert d1.loc[("scib_overall", "seurat"), "verdict"] == "not testable"
-    assert d1.loc[("scib_batch", "genex"), "verdict"] == "value only"
-    assert (found.loc[found["dataset"] == "d2", "verdict"] == "not testable").all()  # genex failed there
-
-
-def test_paper_figure_measures_the_paper_protocol(results):
-    """Our values are taken as the paper measured them, and never mixed with its numbers."""
-    from workflow_scripts.report.figures import paper
-    from workflow_scripts.report.figures.common import read_table
-
-    inputs = paper_inputs(results, group="A")  # the synthetic cell types are A, B, C
-    published = paper.read_published(inputs["published"])
-    ours, failures, roles, order, basis = paper.measured(inputs["scib"], inputs["truth"], inputs["de"], inputs["genes"], "A")
-    assert failures == {("d2", "genex"): "out of memory"} and roles["truth"] == "control"
-    assert basis["d1"].startswith("A vs rest")
-    table = paper.comparison(published, ours, failures, order).set_index(["dataset", "measure", "method"])
-    scib = read_table(inputs["scib"])
-    expected = scib.query("dataset == 'd1' and method == 'combat' and representation == 'corrected_pca' and metric == 'overall'")
-    assert table.loc[("d1", "scib_overall", "combat"), "measured"] == pytest.approx(expected["value"].iloc[0])
-    assert table.loc[("d1", "scib_overall", "combat"), "published"] == 0.70
-    assert table.loc[("d1", "scib_overall", "harmony"), "representation"] == "embedding"  # no corrected expression
-    assert np.isnan(table.loc[("d1", "scib_overall", "seurat"), "measured"])
-    assert table.loc[("d1", "scib_overall", "seurat"), "status"] == paper.NOT_RUN
-    assert table.loc[("d2", "mse", "genex"), "status"] == "failed: out of memory"
-    assert table.loc[("d1", "mse", "harmony"), "status"] == paper.NOT_APPLICABLE
-    # F1 of A vs rest from the per-gene table, not the mean of de.csv
-    genes = pd.read_csv(results / "d1" / "de" / "wilcoxon" / "combat.csv.gz")
-    rows = genes[(genes["level"] == "A") & (genes["reference"] == "rest")]
-    expected = f1_score(rows["is_true"].astype(bool), rows["significant_paper"].astype(bool))
-    assert table.loc[("d1", "f1_paper", "combat"), "measured"] == pytest.approx(expected)
-    assert table.loc[("d1", "f1_paper", "unintegrated"), "published"] == 0.06
 
 
 def test_published_table_is_checked(tmp_path):
-    from workflow_scripts.report.figures import paper
+    from workflow_scripts.score import paper
 
     bad = published_table().assign(measure="scib_overal")  # a typo
     bad.to_csv(tmp_path / "bad.csv", index=False)
@@ -421,7 +416,13 @@ def test_explain_genes_says_why_a_covariate_has_no_curve(results, tmp_path):
         data.var[f"de_factor_{cell_type}"] = np.where(rng.random(N_GENES) < 0.3, 2.0, 1.0)
     data.var["condition_factor_control"] = data.var["condition_factor_case"] = 1.0
     data.write_h5ad(tmp_path / "data.h5ad")
-    inputs = explain_genes_inputs(results / "d1") | dict(data=tmp_path / "data.h5ad")
+    from workflow_scripts.score.explain_topk import explain_topk
+
+    tables = sorted((results / "d1" / "explain").glob("*.csv.gz"))
+    explain_topk(tmp_path / "data.h5ad", tables, tmp_path / "explain_topk.csv", tmp_path / "explain_top_genes.csv")
+    inputs = explain_genes_inputs(results / "d1") | dict(
+        topk=tmp_path / "explain_topk.csv", top_genes=tmp_path / "explain_top_genes.csv"
+    )
     fig = FIGURES["explain_genes"].draw(**inputs)
     shown = texts(fig)
     assert NULL in shown.replace(":\n", ": ") and NO_EXPLAIN_TRUTH not in shown.replace(":\n", ": ")

@@ -1,6 +1,7 @@
 """The benchmark's figures, each drawn by one rule (``rules/report.smk``) from the score tables
-or, for UMAPs, PR curves, expression scatters and explanations' top genes, from the per-cell and
-per-gene files.
+(also those the score stage writes for a figure: DE curves, explanations' precision at k and top
+genes, the paper comparison and its claims) or, for UMAPs and expression scatters, from the
+per-cell files. Figures compute no metric.
 
 :data:`FIGURES` names every figure with its title and the one-line caption the report prints
 under it; :func:`make_figure` draws one and writes its PNG and PDF. A figure that is drawn per

@@ -3,12 +3,12 @@
 ``de_recovery`` plots AUPRC, F1 and false discoveries of every method and DE workflow per
 dataset from the ``de.csv`` tables, with the truth control's value as a dashed line (what DE
 recovers from data without any batch effect). ``de_pr_curves`` plots precision–recall curves
-of one cell type of one dataset from the per-gene tables.
+of one cell type of one dataset, with their average precision, from ``de_curves.csv.gz`` (the
+DE score stage, :mod:`workflow_scripts.score.de_curves`).
 """
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from sklearn.metrics import average_precision_score, precision_recall_curve
 
 from workflow_scripts.names import OK
 from workflow_scripts.report.figures.common import dot_grid, entries, message_axes, read_table, style
@@ -40,20 +40,17 @@ def _pr_panel(ax, curves: list[tuple[object, pd.DataFrame | None]], title: str) 
         if rows is None:
             ax.plot([], [], linestyle="none", label=entry.label.replace("\n", ": "))
             continue
-        truth = rows["is_true"].to_numpy(dtype=bool)
-        if not truth.any() or truth.all():
+        if rows["recall"].isna().all():
             continue
-        precision, recall, _ = precision_recall_curve(truth, rows["score"])
-        ap = average_precision_score(truth, rows["score"])
         line = "--" if entry.role == "control" else "-"
         ax.plot(
-            recall,
-            precision,
+            rows["recall"],
+            rows["precision"],
             linestyle=line,
             markevery=0.1,
             markersize=4,
             linewidth=1,
-            label=f"{entry.label} (AP {ap:.2f})",
+            label=f"{entry.label} (AP {rows['average_precision'].iloc[0]:.2f})",
             **style(i),
         )
         drawn = True
@@ -63,40 +60,28 @@ def _pr_panel(ax, curves: list[tuple[object, pd.DataFrame | None]], title: str) 
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncols=2)
 
 
-def draw_pr_curves(genes: list[str], scores: str):
-    """PR curves of the first cell type against the rest and within it, of each covariate
-    level against its reference, for every method and workflow of one dataset."""
+def draw_pr_curves(curves: str, scores: str):
+    """PR curves of the comparisons the DE score stage drew them for (``de_curves.csv.gz``: the
+    first cell type against the rest and, within it, each covariate level against its
+    reference), for every method and workflow of one dataset."""
     table = read_table(scores)
     found = entries(table)
-    tables = {}
-    for path in genes:  # one table per dataset and workflow, all methods in it
-        for key, rows in pd.read_csv(path).groupby(["method", "workflow"], sort=False):
-            tables[key] = rows
-    if not tables:
-        fig, ax = plt.subplots(figsize=(5, 3))
-        message_axes(ax, "no per-gene DE tables")
-        return fig
-    any_table = next(iter(tables.values()))
-    vs_rest = any_table[any_table["reference"] == "rest"]
-    comparisons, within = [], any_table[any_table["reference"] != "rest"]  # one cell type: covariates only
-    if not vs_rest.empty:
-        cell_type = vs_rest["level"].iloc[0]
-        comparisons = [tuple(vs_rest.loc[vs_rest["level"] == cell_type, KEYS].iloc[0])]
-        within = any_table[any_table["cell_type"] == cell_type]
-    comparisons += [tuple(row) for row in within.drop_duplicates(["covariate"])[KEYS].itertuples(index=False)]
+    points = pd.read_csv(curves, dtype={k: str for k in KEYS})
+    comparisons = list(dict.fromkeys(points[KEYS].itertuples(index=False, name=None)))
     if not comparisons:
         fig, ax = plt.subplots(figsize=(5, 3))
         message_axes(ax, "no DE comparisons in this dataset")
         return fig
+    by_entry = {key: rows for key, rows in points.groupby(["method", "workflow", *KEYS], sort=False)}
     fig, axes = plt.subplots(1, len(comparisons), figsize=(5 * len(comparisons), 4.5), squeeze=False)
     for ax, key in zip(axes[0], comparisons, strict=False):
         curves = []
         for entry in found.itertuples():
-            rows = tables.get((entry.method, entry.representation))
+            rows = by_entry.get((entry.method, entry.representation, *key))
             if entry.failed:
                 curves.append((entry, None))
             elif rows is not None:
-                curves.append((entry, rows[(rows[KEYS] == pd.Series(key, index=KEYS)).all(axis=1)]))
+                curves.append((entry, rows))
         covariate, level, reference, within_type = key
         where = "" if within_type == "all" else f" in {within_type}"
         _pr_panel(ax, curves, f"{covariate} {level} vs {reference}{where}")
