@@ -28,6 +28,7 @@ NULL = "not applicable: null, no simulated effect"
 NO_DE_TRUTH = "not applicable: no simulated DE factors"
 NO_EXPRESSION_TRUTH = "not applicable: no batch-free truth"
 NO_EXPLAIN_TRUTH = "not applicable: no simulated gene effects"
+SUBSAMPLED = "subsampled"  # note of a metric computed on a subsample of the cells
 
 # Who is ranked with whom (verdict, figures)
 GROUPS = {True: "uses labels", False: "label-free"}  # methods, by whether they were given the labels

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import pandas as pd
 import pytest
 import yaml
 from test_figures import DATASETS, paper_inputs, results  # noqa: F401 (the synthetic results fixture)
@@ -131,3 +132,15 @@ def test_results_doc_is_written_from_the_tables(results):  # noqa: F811
     assert page.startswith("# Results of the default benchmark") and "## Verdict" in page
     assert "genex [labels]" in page and "failed: out of memory" in page  # label marks and failures stay visible
     assert "## Time per stage" in page
+
+
+def test_report_says_which_metrics_ran_on_a_subsample():
+    from workflow_scripts.report.page import subsampled_html
+
+    rows = pd.DataFrame({
+        "dataset": ["large", "large"], "method": ["scvi", "scvi"], "representation": ["embedding"] * 2,
+        "metric": ["asw_batch", "nmi"], "note": ["subsampled: 20,000 of 100,000 cells (quadratic in cells)", ""],
+    })  # fmt: skip
+    shown = subsampled_html(rows)
+    assert "asw_batch" in shown and "20,000 of 100,000" in shown and "nmi" not in shown
+    assert subsampled_html(rows.iloc[1:]) == ""

@@ -17,7 +17,7 @@ import h5py
 import pandas as pd
 import yaml
 
-from workflow_scripts.names import DATASET_UNS, METHOD_UNS, TRUTH_MEANS
+from workflow_scripts.names import DATASET_UNS, METHOD_UNS, SUBSAMPLED, TRUTH_MEANS
 from workflow_scripts.report.cost import job_costs
 from workflow_scripts.report.figures import FIGURES, parse_stem
 from workflow_scripts.report.figures.common import read_table
@@ -154,8 +154,18 @@ def tables_html(scib: str, truth: str, de: Iterable[str], explain: str, results:
         ),
     ]
     shown = "".join(f"<h3>{html.escape(title)}</h3>{table_html(t)}" for title, t in parts)
+    shown += subsampled_html(read_table(scib))
     summary = "<summary>Seconds and peak MB of every job (click to show)</summary>"
     return f"{shown}<h3>Job costs</h3><details>{summary}{table_html(costs)}</details>"
+
+
+def subsampled_html(scib: pd.DataFrame) -> str:
+    """Which scIB metrics ran on a subsample of the cells, and on how many (their notes), or ''."""
+    rows = scib[scib["note"].str.startswith(SUBSAMPLED, na=False)]
+    if rows.empty:
+        return ""
+    shown = rows[["dataset", "method", "representation", "metric", "note"]].drop_duplicates(["dataset", "metric", "note"])
+    return f"<h3>Metrics computed on a subsample</h3>{table_html(shown)}"
 
 
 def published_html(published: str | Path, claims: str | Path) -> str:

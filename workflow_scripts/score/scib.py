@@ -55,7 +55,7 @@ from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
 from workflow_scripts.contract import log_expression
-from workflow_scripts.names import COLUMNS, CORRECTED, DATASET_UNS, EMBEDDING, OK
+from workflow_scripts.names import COLUMNS, CORRECTED, DATASET_UNS, EMBEDDING, OK, SUBSAMPLED
 from workflow_scripts.registry import CONTROLS
 from workflow_scripts.score.table import run_score_rule
 
@@ -317,7 +317,7 @@ def subsample(rep: Representation, n_cells: int = SUBSAMPLE_CELLS, seed: int = 0
     cells = subsample_cells(rep.adata.obs, rep.batch_key, rep.label_key, n_cells, seed)
     adata = ad.AnnData(obs=rep.adata.obs.iloc[cells].copy())
     adata.obsm[EMBEDDING] = rep.adata.obsm[EMBEDDING][cells]
-    note = f"subsampled: {len(cells):,} of {total:,} cells (quadratic in cells; stratified by batch and cell type, seed {seed})"
+    note = f"{SUBSAMPLED}: {len(cells):,} of {total:,} cells (quadratic in cells; stratified by batch and cell type, seed {seed})"
     return Subsample(replace(rep, adata=adata), note)
 
 
