@@ -95,7 +95,7 @@ def test_report_takes_every_figure_of_the_figure_table(tmp_path, published):
 
 
 def test_report_shows_the_published_values_apart_with_their_claims(results, tmp_path):  # noqa: F811
-    from workflow_scripts.report.figures import paper
+    from workflow_scripts.score import paper
 
     inputs = paper_inputs(results)
     published = paper.read_published(inputs["published"])

@@ -18,14 +18,11 @@ from matplotlib.transforms import blended_transform_factory
 
 from workflow_scripts.names import OK
 from workflow_scripts.report.figures.common import FAILED, PALETTE, failure, mark_controls
-from workflow_scripts.score.paper import (  # noqa: F401 (claims, comparison, measured: re-exported for the report's test)
+from workflow_scripts.score.paper import (
     MEASURES,
     NOT_RUN,
     REPRESENTATIONS,
     Measure,
-    claims,
-    comparison,
-    measured,
     read_published,
 )
 
