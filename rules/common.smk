@@ -133,3 +133,13 @@ def scored_inputs(wildcards):
         "integrated": [integrated_output(wildcards.dataset, m) for m in ran_methods(wildcards.dataset)],
         "failures": [failure_record(wildcards.dataset, m) for m in failed_methods(wildcards.dataset)],
     }
+
+
+def explain_tables(dataset):
+    """A dataset's explanation tables: GENEX's only when it ran (otherwise the scores say why),
+    and the rivals' (EXPLAIN_METHODS and GENEX_EXPLAINS: rules/explain.smk)."""
+    return [
+        f"results/{dataset}/explain/{m}.csv.gz"
+        for m in EXPLAIN_METHODS
+        if not (m in GENEX_EXPLAINS and "genex" not in ran_methods(dataset))
+    ]

@@ -101,11 +101,7 @@ rule score_explain:
     input:
         data="results/{dataset}/data.h5ad",
         # GENEX's tables, or its failure record when its training failed; none when it was skipped
-        tables=lambda w: [
-            f"results/{w.dataset}/explain/{m}.csv.gz"
-            for m in EXPLAIN_METHODS
-            if not (m in GENEX_EXPLAINS and "genex" not in ran_methods(w.dataset))
-        ],
+        tables=lambda w: explain_tables(w.dataset),
         failures=lambda w: [failure_record(w.dataset, "genex")] if GENEX_EXPLAINS and "genex" in failed_methods(w.dataset) else [],
     output:
         "results/{dataset}/scores/explain.csv",

@@ -128,15 +128,6 @@ rule score_de_curves:
         "../workflow_scripts/score/de_curves.py"
 
 
-def explain_tables(dataset):
-    """GENEX's tables only when it ran (otherwise the scores say why), and the rivals'."""
-    return [
-        f"results/{dataset}/explain/{m}.csv.gz"
-        for m in EXPLAIN_METHODS
-        if not (m in GENEX_EXPLAINS and "genex" not in ran_methods(dataset))
-    ]
-
-
 rule score_explain_topk:
     input:
         data="results/{dataset}/data.h5ad",
