@@ -21,11 +21,10 @@ recipe); ``smoothgrad``. Their ``effect`` is the stratified difference (Cochran-
 Haenszel weights over strata of batch and cell type) of the per-cell attributions between the
 level's cells and the rest.
 
-``pval`` is a Wald test of the stratified log ratio of mean CP10k of the *observed* cells,
-level against rest, within strata of the other codes (the estimate the covariate translation
-is fitted from; delta-method standard errors), against an empirical null fitted to the bulk of
-the genes (:func:`empirical_null_pvalues`); ``fdr`` is Benjamini-Hochberg within each
-(covariate, level, cell type). The networks' values cannot carry a test: they hold consistent
+``pval`` tests ``data_effect``, the stratified difference of mean log1p CP10k of the
+*observed* cells, level against rest, within strata of the other codes, against an empirical
+null fitted to the bulk of the genes (:func:`empirical_null_pvalues`); ``fdr`` is
+Benjamini-Hochberg within each (covariate, level, cell type). The networks' values cannot carry a test: they hold consistent
 gene-level artefacts, not sampling noise. Measurements: ``docs/method.md``.
 """
 
@@ -222,11 +221,10 @@ class _Moments:
         self.sums[level] += onehot.T @ values
         self.squares[level] += onehot.T @ values.square()
 
-    def contrast(self, level: int, keep: np.ndarray, log: bool = False) -> tuple[np.ndarray, np.ndarray, float] | None:
+    def contrast(self, level: int, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
         """Stratified difference (level minus rest) of mean values, its standard error and the
         strata's total weight, over the kept strata with at least 2 cells on each side; None
-        if there are none. ``log``: the difference of ``log(mean + PSEUDOCOUNT)`` (a log fold
-        change; delta-method standard error).
+        if there are none.
 
         Strata are weighted by ``n_level n_rest / (n_level + n_rest)`` (Cochran-Mantel-Haenszel).
         """
@@ -239,9 +237,6 @@ class _Moments:
         q = self.squares[level].cpu().numpy().reshape(self.n_strata, 2, -1)[usable]
         mean = s / n
         var = np.maximum(q / n - mean**2, 0.0) * n / (n - 1) / n  # of each side's mean
-        if log:
-            var = var / (mean + PSEUDOCOUNT) ** 2
-            mean = np.log(mean + PSEUDOCOUNT)
         weight = n[:, 0] * n[:, 1] / (n[:, 0] + n[:, 1])  # (strata, 1)
         effect = (weight * (mean[:, 1] - mean[:, 0])).sum(0) / weight.sum()
         se = np.sqrt((weight**2 * (var[:, 1] + var[:, 0])).sum(0)) / weight.sum()
@@ -257,7 +252,7 @@ class _Counterfactual:
         self.sizes = torch.zeros(n_strata, dtype=torch.float64, device=device)
         self.sums = torch.zeros(n_levels, n_strata, n_genes, dtype=torch.float64, device=device)
 
-    def contrast(self, level: int, keep: np.ndarray, log: bool = True) -> tuple[np.ndarray, None, float] | None:
+    def contrast(self, level: int, keep: np.ndarray) -> tuple[np.ndarray, None, float] | None:
         """``log(mean translated to level + PSEUDOCOUNT)`` minus the same of the average over
         the other levels, over the kept strata's cells; None without cells."""
         n = float(self.sizes.cpu().numpy()[keep].sum())

@@ -715,9 +715,9 @@ class GENEX:
             overall rows: ``effect`` (the method's: a natural-log fold change for
             ``counterfactual``), ``score`` (``|effect|``; overall rows of a label-conditioned
             model: the root mean square of the per-type effects) and ``rank`` (1 = most
-            tied); ``data_effect``, the stratified log fold change of the observed cells,
-            with its ``pval`` (empirical null), ``fdr`` (Benjamini-Hochberg) and
-            ``significant`` (``fdr <= alpha``).
+            tied); ``data_effect``, the stratified difference of mean log1p CP10k of the
+            observed cells, with its ``pval`` (empirical null), ``fdr`` (Benjamini-Hochberg)
+            and ``significant`` (``fdr <= alpha``).
 
         Raises
         ------
