@@ -467,9 +467,7 @@ class GenexModule(nn.Module):
         levels, averaged over batches with weights ``1 / sum_level 1 / n`` (Cochran-Mantel-
         Haenszel's for two levels). A group without such a batch takes the effect estimated
         on all cells (label-free soft groups can split by a strong covariate, none then
-        holding every level). (Shrinking each group's effects toward that average by empirical Bayes lowered
-        the benchmark's AUPRC for a per-cell-type covariate, 0.953 -> 0.942, and left the
-        others unchanged: ``docs/method.md``.)"""
+        holding every level)."""
         for lfc, (n, s) in zip(self.generator.covariate_lfcs, moments, strict=True):
             per_group, usable = _stratified_lfc(n, s)
             pooled, _ = _stratified_lfc(n.sum(1, keepdim=True), s.sum(1, keepdim=True))
