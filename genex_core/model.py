@@ -344,17 +344,13 @@ class GENEX:
                 x, codes = minibatch(self._counts, self._codes, idx, device)
                 groups = self._train_groups(idx, codes)
                 d_loss = module.neutral_discriminator_loss(x, codes, groups, adversarial)
-                opt_d.zero_grad(set_to_none=True)
-                d_loss.total.backward()
-                opt_d.step()
+                _step(opt_d, d_loss)
                 _accumulate(sums, "d_", d_loss)
                 step, n_d = step + 1, n_d + 1
                 if step % args["n_critic"] == 0:
                     D.requires_grad_(False)  # G's step needs gradients through D, not of D
                     g_loss = module.neutral_generator_loss(x, codes, groups, adversarial)
-                    opt_g.zero_grad(set_to_none=True)
-                    g_loss.total.backward()
-                    opt_g.step()
+                    _step(opt_g, g_loss)
                     D.requires_grad_(True)
                     _accumulate(sums, "g_", g_loss)
                     n_g += 1
@@ -491,17 +487,13 @@ class GENEX:
                 targets = module.sample_targets(codes, generator)
                 gp_scale = args["gp_every"] if step % args["gp_every"] == 0 else 0
                 d_loss = module.stargan_discriminator_loss(x, codes, targets, groups, gp_scale)
-                opt_d.zero_grad(set_to_none=True)
-                d_loss.total.backward()
-                opt_d.step()
+                _step(opt_d, d_loss)
                 _accumulate(sums, "d_", d_loss)
                 step, n_d = step + 1, n_d + 1
                 if step % args["n_critic"] == 0:
                     D.requires_grad_(False)
                     g_loss = module.stargan_generator_loss(x, codes, targets, groups)
-                    opt_g.zero_grad(set_to_none=True)
-                    g_loss.total.backward()
-                    opt_g.step()
+                    _step(opt_g, g_loss)
                     if averager is not None:
                         averager.step()
                     D.requires_grad_(True)
@@ -816,6 +808,13 @@ class GENEX:
 
 
 _SHOWN = ("d_critic", "d_classification", "g_adversarial", "g_classification", "g_reconstruction", "offset_update")
+
+
+def _step(optimizer: torch.optim.Optimizer, loss) -> None:
+    """One optimiser step on ``loss.total``."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.total.backward()
+    optimizer.step()
 
 
 def _accumulate(sums: dict[str, torch.Tensor], prefix: str, loss) -> None:
