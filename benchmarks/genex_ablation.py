@@ -54,6 +54,7 @@ SCENARIOS = ("confounded", "interaction", "null_covariate", "platform")
 # name: (runner, uses labels, arguments); GENEX variants get the shared training arguments.
 VARIANTS = {
     "genex": ("genex", True, {}),
+    "genex_no_equalise": ("genex", True, {"equalise_zeros": False}),
     "genex_no_adversarial": ("genex", True, {"adversarial": False}),
     "genex_offsets_only": ("genex", True, {"network": False}),
     "genex_label_free": ("genex_label_free", False, {}),

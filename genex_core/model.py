@@ -124,6 +124,11 @@ class GENEX:
         Offsets and covariate shifts move expressed values only; a zero changes only where
         the network's residual fills it by more than ``module.ZERO_FILL_MIN``. False shifts
         zeros too, then ReLU (invents DE: see ``docs/method.md``).
+    equalise_zeros
+        Within each group, zero each batch's smallest expressed values of a gene until its zero
+        rate matches the highest among the batches (a strong per-gene batch factor moves zero
+        rates, which no shift of expressed values undoes); the offsets then match the means of
+        expressed values. False: the offsets match the means of all entries.
     """
 
     def __init__(
@@ -140,6 +145,7 @@ class GENEX:
         correct_covariates: bool = False,
         n_groups: int | None = None,
         keep_zeros: bool = True,
+        equalise_zeros: bool = True,
     ):
         registry = register(adata, batch_key, label_key, as_keys(covariate_keys), layer)
         if correct_covariates:
@@ -158,6 +164,7 @@ class GENEX:
             "objective": "neutral",
             "correct_covariates": bool(correct_covariates),
             "keep_zeros": bool(keep_zeros),
+            "equalise_zeros": bool(equalise_zeros),
             "n_pcs": min(G.N_PCS, adata.n_obs - 1, adata.n_vars) if label_free else 0,
             "n_reference": adata.n_obs if label_free else 0,
         }
@@ -387,8 +394,8 @@ class GENEX:
         with torch.inference_mode():
             for x, codes, groups in self._training_chunks():
                 y = module.generator(x, codes, module.neutral_codes(codes), groups, unmasked=True)
-                y = y + module.generator.offset(codes[:, 0], groups)  # x + Delta: before the offsets
-                moments = module.expressed_moments(y, x, codes, groups)
+                y = y + module.generator.offset(codes[:, 0], groups)  # x' + Delta: before the offsets
+                moments = module.expressed_moments(y, module.generator.thinned(x, codes[:, 0], groups), codes, groups)
                 acc = moments if acc is None else tuple(a + m for a, m in zip(acc, moments, strict=False))
                 if covariates:
                     cov = module.covariate_moments(x, codes, groups)
@@ -402,32 +409,39 @@ class GENEX:
         return deviation
 
     def _init_groups_and_offsets(self) -> None:
-        """Before the first epoch, one full-data pass: with labels, the offsets of the data
-        (the identity translation); without, the PCA coordinates of every cell, the soft
-        groups shared across batches (:mod:`genex_core.groups`) and offsets from the
-        per-(batch, group) means in PCA space (refined in gene space after every epoch)."""
+        """Before the first epoch, read a sample of at most ``PCA_CELLS`` cells (every cell of
+        a smaller dataset). Label-free: the PCA fitted on it, the coordinates of every cell (one
+        more full-data pass above the sample size), the soft groups shared across batches
+        (:mod:`genex_core.groups`) and offsets from the per-(batch, group) means in PCA space.
+        Then, from the sample: the zero thresholds and (with labels) the offsets of the
+        identity translation. The offsets are refined in gene space after every epoch."""
         module = self.module
-        codes_all = torch.from_numpy(self._codes).to(self.device)
-        if module.label_conditioned:
-            module.set_prior(codes_all, module.groups(None, codes_all))
-            acc = None
-            with torch.inference_mode():
-                for x, codes, groups in self._training_chunks():
-                    moments = module.expressed_moments(x, x, codes, groups)
-                    acc = moments if acc is None else tuple(a + m for a, m in zip(acc, moments, strict=False))
-                module.update_offsets(*acc)
-            return
-        seed = self.train_args["seed"]
-        n, n_pcs = self._codes.shape[0], self.module_args["n_pcs"]
+        n, seed = self._codes.shape[0], self.train_args["seed"]
         rng = np.random.default_rng(seed)
         sub = np.sort(rng.choice(n, G.PCA_CELLS, replace=False)) if n > G.PCA_CELLS else np.arange(n)
         x_sub = _dense_lognorm(self._counts, sub)
+        self.full_passes += len(sub) / n
+        codes_all = torch.from_numpy(self._codes).to(self.device)
+        if not module.label_conditioned:
+            self._init_groups(x_sub, sub, seed)
+        module.set_prior(codes_all, self._train_groups(None if module.label_conditioned else np.arange(n), codes_all))
+        x, codes = torch.from_numpy(x_sub).to(self.device), codes_all[torch.from_numpy(sub).to(self.device)]
+        groups = self._train_groups(sub, codes)
+        with torch.inference_mode():
+            module.set_zero_thresholds(x, codes[:, 0], groups)
+            if module.label_conditioned:
+                thin = module.generator.thinned(x, codes[:, 0], groups)
+                module.update_offsets(*module.expressed_moments(thin, thin, codes, groups))
+
+    def _init_groups(self, x_sub: np.ndarray, sub: np.ndarray, seed: int) -> None:
+        """Label-free: PCA, soft groups and PCA-space offsets (see :meth:`_init_groups_and_offsets`)."""
+        module = self.module
+        n, n_pcs = self._codes.shape[0], self.module_args["n_pcs"]
         mean, components = G.fit_pca(x_sub, n_pcs, seed)
         if n > G.PCA_CELLS:
             coords = np.concatenate([(x.cpu().numpy() - mean) @ components for x, _, _ in _plain_chunks(self)])
         else:
             coords = (x_sub - mean) @ components
-        self.full_passes += len(sub) / n
         batches = self._codes[:, 0]
         groups = G.fit_groups(coords, batches, module.n_groups if self.module_args.get("fixed_groups") else None, seed)
         with torch.no_grad():
@@ -440,8 +454,8 @@ class GENEX:
                 getattr(module, name).copy_(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)))
             module.reference_batches.copy_(torch.from_numpy(batches))
             groups_t = module.reference_groups
-            module.set_prior(codes_all, groups_t)
             # offsets from PCA-space means, mapped back to genes (low rank; refined per epoch)
+            codes_all = torch.from_numpy(self._codes).to(self.device)
             z = torch.from_numpy(coords.astype(np.float32)).to(self.device)
             ones = torch.ones_like(z)
             w = torch.zeros(n, module.n_levels[0], module.n_groups, device=self.device)

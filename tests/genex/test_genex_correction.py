@@ -157,3 +157,56 @@ def test_published_recipe_trains_with_dog_and_its_weight_average(null_data):
     model = GENEX(null_data, hidden=(32, 16), latent=8, embedding_dim=4)
     model.train(recipe="published", max_epochs=1, batch_size=64, progress=False)
     assert model.train_args["optimizer"] == "dog" and np.isfinite(model.get_corrected_expression()).all()
+
+
+def test_strong_per_gene_batch_factors_are_mixed_with_zeros_kept():
+    """The GENEX paper's design in small: per-gene batch factors (facLoc = facScale = 0.3) move
+    each gene's zero rate as well as its mean. Shifting expressed values leaves the zero
+    patterns apart; equalising the zero rates within each cell type mixes the batches."""
+    data = simulate(
+        dict(
+            nGenes=300,
+            batchCells=[200, 200, 200],
+            group_prob=[0.8, 0.2],
+            de_prob=0.04,
+            batch_facLoc=0.3,
+            batch_facScale=0.3,
+            dropout_type="none",
+            lib_loc=8.0,  # the paper's zero rate (a third of all entries) with 300 genes
+            seed=8,
+        )  # fmt: skip
+    )
+    batch = data.obs["batch"].to_numpy()
+    raw = log_normalize(data.X).toarray()
+    floor = knn(log_normalize(data.layers["batchfree_counts"]).toarray(), batch)
+    kept = GENEX(data, equalise_zeros=False, **SMALL)
+    kept.train(**TRAIN)
+    assert knn(kept.get_corrected_expression(), batch) > floor + 0.15  # what the check catches
+    model = GENEX(data, **SMALL)
+    model.train(**TRAIN)
+    corrected = model.get_corrected_expression()
+    assert knn(corrected, batch) < floor + 0.1
+    assert (corrected[raw == 0] == 0).mean() > 0.99
+    for t in np.unique(data.obs["cell_type"]):
+        rows = (data.obs["cell_type"] == t).to_numpy()
+        rates = np.array([(corrected[rows & (batch == b)] == 0).mean(0) for b in np.unique(batch)])
+        raw_rates = np.array([(raw[rows & (batch == b)] == 0).mean(0) for b in np.unique(batch)])
+        assert np.ptp(rates, axis=0).mean() < 0.5 * np.ptp(raw_rates, axis=0).mean()
+
+
+def test_zero_thresholds_thin_to_the_highest_zero_rate_of_shared_groups():
+    """By hand: group 0 is in both batches (zero rates 0.2 and 0.5), group 1 in batch 0 only."""
+    from genex_core.module import GenexModule
+
+    module = GenexModule(n_genes=1, n_levels=[2, 2], hidden=(4,), latent=2, embedding_dim=2)
+    values = torch.arange(1, 11, dtype=torch.float32)
+    a, b = values.clone(), values.clone()
+    a[:2], b[:5] = 0, 0  # zero rates 0.2 and 0.5
+    x = torch.cat([a, b, values]).unsqueeze(1)
+    batches = torch.tensor([0] * 10 + [1] * 10 + [0] * 10)
+    groups = torch.nn.functional.one_hot(torch.tensor([0] * 20 + [1] * 10), 2).float()
+    module.set_zero_thresholds(x, batches, groups)
+    thin = module.generator.thinned(x, batches, groups)
+    assert (thin[:10] == 0).float().mean() == 0.5  # batch 0 thinned to batch 1's rate
+    assert torch.equal(thin[10:20], x[10:20])  # the batch with the highest rate is left alone
+    assert torch.equal(thin[20:], x[20:])  # a group in one batch only is not thinned

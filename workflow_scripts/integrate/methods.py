@@ -251,7 +251,7 @@ def run_genex(adata, batch_key, label_key, *, seed, threads, device="auto", **tr
     of the corrected cell kept cell types apart poorly: 15-NN cell-type accuracy 0.66 against 1.0
     for the corrected values, ``benchmarks/genex_vs_scvi.py``). Corrected: every cell translated to
     the neutral batch code, log1p(CP10k); the covariates are explained, not corrected, unless
-    ``correct_covariates: true``. ``correct_covariates``, ``n_groups`` (label-free) and ``hidden``
+    ``correct_covariates: true``. ``correct_covariates``, ``n_groups`` (label-free), ``hidden`` and ``equalise_zeros``
     go to :class:`genex_core.GENEX`, the other ``train_args`` to :meth:`genex_core.GENEX.train`
     (``max_epochs``, ``batch_size``, ``lr``, ``adversarial``, ``recipe``...); ``params`` records
     the set-up and the training arguments as run.
@@ -261,7 +261,7 @@ def run_genex(adata, batch_key, label_key, *, seed, threads, device="auto", **tr
     from genex_core import GENEX
 
     covariates = list(adata.uns.get("dataset", {}).get("covariates", []))
-    model_args = {k: train_args.pop(k) for k in ("correct_covariates", "n_groups", "hidden") if k in train_args}
+    model_args = {k: train_args.pop(k) for k in ("correct_covariates", "n_groups", "hidden", "equalise_zeros") if k in train_args}
     torch.set_num_threads(threads)
     with threadpool_limits(threads):
         model = GENEX(adata, batch_key=batch_key, label_key=label_key, covariate_keys=covariates, **model_args)
