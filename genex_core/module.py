@@ -435,8 +435,7 @@ class GenexModule(nn.Module):
         before offsets) and ``thin`` is ``x'``, the :meth:`Generator.thinned` input. With
         ``equalise_zeros``, only the entries expressed in ``x'`` count (the offsets move only
         those, and the zero rates are already equal); otherwise all entries do (matching the
-        means of expressed values without equal zero rates left the ``platform`` scenario's
-        batches apart: 15-NN batch accuracy 1.0 against 0.51)."""
+        means of expressed values without equal zero rates leaves batches apart)."""
         w = torch.zeros(y.shape[0], self.n_levels[0], self.n_groups, device=y.device)
         w[torch.arange(y.shape[0]), codes[:, 0]] = groups
         w = w.flatten(1)  # cells x (batch, group)
@@ -482,9 +481,8 @@ class GenexModule(nn.Module):
         batches and soft groups): within each group shared by at least two batches (as for
         the offsets), each batch's smallest expressed values of a gene become zeros until its
         zero rate reaches the highest rate among those batches. A strong per-gene batch factor
-        moves a gene's zero rate as well as its mean, which no shift of expressed values undoes:
-        on the GENEX paper's design, zeros kept, 15-NN batch accuracy 0.99 without this and 0.30
-        with it (truth 0.31). Groups in one batch only are not thinned."""
+        moves a gene's zero rate as well as its mean, which no shift of expressed values undoes
+        (measured in ``docs/genex_ablation.md``). Groups in one batch only are not thinned."""
         G = self.generator
         shape = (self.n_levels[0], self.n_groups, x.shape[1])
         mass, zero_rate = torch.zeros(shape[:2], device=x.device), torch.zeros(shape, device=x.device)
