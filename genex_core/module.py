@@ -199,11 +199,11 @@ class Generator(nn.Module):
         return torch.einsum("ck,ckg->cg", groups, self.offsets[batches.clamp(max=self.n_batches - 1)])
 
     def thinned(self, x: torch.Tensor, batches: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-        """``x`` with the values at or below each cell's zero threshold (its batch's, in its
-        dominant group) set to zero; ``x`` itself without ``equalise_zeros``."""
+        """``x`` with the values at or below each cell's zero threshold (its batch's thresholds
+        averaged over its soft groups) set to zero; ``x`` itself without ``equalise_zeros``."""
         if not self.equalise_zeros:
             return x
-        threshold = torch.einsum("ck,ckg->cg", dominant(groups), self.zero_thresholds[batches.clamp(max=self.n_batches - 1)])
+        threshold = torch.einsum("ck,ckg->cg", groups, self.zero_thresholds[batches.clamp(max=self.n_batches - 1)])
         return torch.where(x > threshold, x, 0.0)
 
     @property
@@ -483,7 +483,7 @@ class GenexModule(nn.Module):
         zero rate reaches the highest rate among those batches. A strong per-gene batch factor
         moves a gene's zero rate as well as its mean, which no shift of expressed values undoes
         (measured in ``docs/genex_ablation.md``). Groups in one batch only are not thinned."""
-        G, groups = self.generator, dominant(groups)
+        G = self.generator
         shape = (self.n_levels[0], self.n_groups, x.shape[1])
         mass, zero_rate = torch.zeros(shape[:2], device=x.device), torch.zeros(shape, device=x.device)
         for b in range(shape[0]):
@@ -643,12 +643,6 @@ class GenexModule(nn.Module):
         reconstruction = F.smooth_l1_loss(self.generator(fake, targets, codes, groups), x)
         total = self.lambda_adv * adversarial + self.lambda_cls * classification + self.lambda_rec * reconstruction
         return GeneratorLoss(total, adversarial.detach(), classification.detach(), reconstruction.detach())
-
-
-def dominant(groups: torch.Tensor) -> torch.Tensor:
-    """One-hot of each cell's largest soft group: zero thresholds are per group, and blending
-    them thins a cell between groups by neither group's rule."""
-    return F.one_hot(groups.argmax(1), groups.shape[1]).to(groups.dtype)
 
 
 def _stratified_lfc(n: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
