@@ -424,7 +424,7 @@ class GENEX:
         codes_all = torch.from_numpy(self._codes).to(self.device)
         if not module.label_conditioned:
             self._init_groups(x_sub, sub, seed)
-        module.set_prior(codes_all, self._train_groups(None if module.label_conditioned else np.arange(n), codes_all))
+        module.set_prior(codes_all, module.groups(None, codes_all) if module.label_conditioned else module.reference_groups)
         x, codes = torch.from_numpy(x_sub).to(self.device), codes_all[torch.from_numpy(sub).to(self.device)]
         groups = self._train_groups(sub, codes)
         with torch.inference_mode():
