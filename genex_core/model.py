@@ -87,8 +87,9 @@ class GENEX:
     """GENEX batch correction: a translation of every cell to a *neutral* batch, in
     log1p(CP10k) expression.
 
-    The correction is ``ReLU(x - O[b, g] * [x > 0] + Delta(x, b, g))``: closed-form
-    per-(batch, group) offsets of expressed values, set exactly once per epoch, plus a network
+    The correction is ``ReLU(x' - O[b, g] * [x' > 0] + Delta(x, b, g))``: ``x'`` is ``x`` with
+    each gene's zero rate equalised across batches within a group (``equalise_zeros``), then
+    closed-form per-(batch, group) offsets of expressed values, set exactly once per epoch, plus a network
     residual trained against a batch critic that sees the neutral translation and its group
     and tries to tell its source batch (see :mod:`genex_core.module` and ``docs/method.md``).
     Groups are the cell-type labels, or soft clusters shared across batches in label-free mode

@@ -254,11 +254,10 @@ class Generator(nn.Module):
             else:
                 delta = self.residual(x, target, groups)
             shift = torch.zeros_like(x)
-            thin = x
             if self.use_offsets:
                 neutral = (target[:, 0] == self.neutral_code).unsqueeze(1)
                 shift = torch.where(neutral, 0.0, self.offset(target[:, 0], groups)) - self.offset(source[:, 0], groups)
-                thin = self.thinned(x, source[:, 0], groups)
+            thin = self.thinned(x, source[:, 0], groups)
             if unmasked:
                 return thin + shift + delta
             if self.keep_zeros:
@@ -459,8 +458,7 @@ class GenexModule(nn.Module):
         shrinkage does not wear off over epochs; with ``Delta = 0`` they are exactly the
         closed-form within-label shift. Returns the mean |raw deviation| over shared
         (batch, group, gene) cells."""
-        shared_bg = cells >= MIN_SHARED_MASS  # (batch, group)
-        shared_bg &= (shared_bg.sum(0) >= 2).unsqueeze(0)
+        shared_bg = _shared(cells)
         has = n > 0.5
         mean = s / n.clamp(min=1e-6)
         var = ((q - s * mean) * has).sum((0, 1)) / (n * has).sum((0, 1)).clamp(min=1)  # pooled within-group, per gene
@@ -491,8 +489,7 @@ class GenexModule(nn.Module):
             w = groups[rows]
             mass[b] = w.sum(0)
             zero_rate[b] = (w.T @ (x[rows] == 0).to(x.dtype)) / mass[b].clamp(min=1e-12).unsqueeze(1)
-        shared = mass >= MIN_SHARED_MASS
-        shared &= (shared.sum(0) >= 2).unsqueeze(0)
+        shared = _shared(mass)
         target = (zero_rate * shared.unsqueeze(2)).amax(0)  # (group, gene)
         thresholds = torch.zeros(shape, device=x.device)
         for b in range(shape[0]):
@@ -643,6 +640,13 @@ class GenexModule(nn.Module):
         reconstruction = F.smooth_l1_loss(self.generator(fake, targets, codes, groups), x)
         total = self.lambda_adv * adversarial + self.lambda_cls * classification + self.lambda_rec * reconstruction
         return GeneratorLoss(total, adversarial.detach(), classification.detach(), reconstruction.detach())
+
+
+def _shared(mass: torch.Tensor) -> torch.Tensor:
+    """(batch, group) pairs of a group shared by batches: at least two batches hold
+    ``MIN_SHARED_MASS`` of its (soft) cells."""
+    shared = mass >= MIN_SHARED_MASS
+    return shared & (shared.sum(0) >= 2).unsqueeze(0)
 
 
 def _stratified_lfc(n: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
